@@ -1,0 +1,271 @@
+"""bytes <-> Reading: the one wire format (README "Readings over MQTT"), shared with the simulators.
+
+Pure: the receive time is passed in, never read. Every rejected input becomes a ``DeadLetter``
+with a machine-readable reason from ``REASONS`` and a detail naming the thing, place and value.
+Stateful checks (duplicate ``seq``, late readings) belong to the engine, not here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from lifeline.model import QUALITIES, DeadLetter, Reading
+from lifeline.registry import Registry
+from lifeline.timefmt import TimeFormatError, parse_ts
+
+REASONS: frozenset[str] = frozenset(
+    {
+        "empty",  # zero-length payload
+        "oversize",  # payload larger than Limits.max_bytes
+        "not_utf8",
+        "not_json",
+        "bad_shape",  # JSON, but not an object / array of objects with the required keys
+        "bad_type",  # a field of the wrong type (value a string, seq a float, ...)
+        "non_finite",  # NaN / Infinity
+        "batch_too_large",
+        "bad_topic",  # topic outside the prefix, or missing the sensor id
+        "unknown_domain",
+        "unknown_sensor",
+        "domain_mismatch",  # the registry says the sensor belongs to another domain
+        "bad_ts",
+        "future_ts",
+        "duplicate_seq",  # engine
+        "late",  # engine: not newer than the last reading of that sensor metric
+    }
+)
+
+_EXCERPT = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_bytes: int = 256 * 1024
+    max_batch: int = 10_000
+    max_future_s: float = 300.0
+
+
+@dataclass(slots=True)
+class Decoded:
+    readings: list[Reading] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _excerpt(payload: bytes) -> str:
+    return payload[:_EXCERPT].decode("utf-8", "replace")
+
+
+def split_topic(topic: str, prefix: str) -> tuple[str, str]:
+    """``<prefix>/<domain>/<sensor>`` -> (domain, sensor); raise _Reject('bad_topic')."""
+    head = prefix.rstrip("/") + "/"
+    if not topic.startswith(head):
+        raise _Reject("bad_topic", f"topic {topic!r} is not under {head!r}")
+    parts = topic[len(head) :].split("/")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise _Reject("bad_topic", f"topic {topic!r}: expected {head}<domain>/<sensor_id>")
+    return parts[0], parts[1]
+
+
+def decode(
+    topic: str,
+    payload: bytes,
+    *,
+    registry: Registry,
+    received_at: float | None,
+    prefix: str = "lifeline/readings",
+    limits: Limits = Limits(),
+) -> Decoded:
+    """Decode one MQTT message into readings and dead letters. Never raises on bad input."""
+    out = Decoded()
+    try:
+        domain, sensor = split_topic(topic, prefix)
+        obj = _parse_json(payload, limits)
+        _decode_obj(obj, domain, sensor, registry, received_at, limits, out, topic)
+    except _Reject as rej:
+        out.dead.append(DeadLetter(rej.reason, rej.detail, topic, _excerpt(payload)))
+    return out
+
+
+def decode_line(
+    line: bytes | str,
+    *,
+    registry: Registry,
+    received_at: float | None = None,
+    limits: Limits = Limits(),
+    where: str = "",
+) -> tuple[Decoded, float | None]:
+    """Decode one JSON line of the replay format: a wire object with ``sensor`` (and optionally
+    ``domain``), or a tick ``{"tick": ts}``. Returns (decoded, tick_ts)."""
+    raw = line.encode() if isinstance(line, str) else line
+    out = Decoded()
+    try:
+        obj = _parse_json(raw, limits)
+        if isinstance(obj, dict) and set(obj) == {"tick"}:
+            return out, _ts_of(obj["tick"])
+        items = obj if isinstance(obj, list) else [obj]
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("sensor"), str):
+                raise _Reject("bad_shape", f"{where}replay line needs an object with a 'sensor' string")
+            sensor = item["sensor"]
+            known = registry.get(sensor)
+            domain = item.get("domain") or (known.domain if known else "")
+            if not isinstance(domain, str) or not domain:
+                raise _Reject("unknown_sensor", f"{where}sensor {sensor!r} is not in the registry")
+            _decode_obj(item, domain, sensor, registry, received_at, limits, out, f"{domain}/{sensor}")
+    except _Reject as rej:
+        out.dead.append(DeadLetter(rej.reason, where + rej.detail, "", _excerpt(raw)))
+    return out, None
+
+
+def _parse_json(payload: bytes, limits: Limits) -> Any:
+    if not payload:
+        raise _Reject("empty", "payload is empty")
+    if len(payload) > limits.max_bytes:
+        raise _Reject("oversize", f"payload is {len(payload)} bytes, over the limit of {limits.max_bytes}")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Reject("not_utf8", f"payload is not UTF-8 (byte {exc.start}: {payload[exc.start]:#04x})") from None
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        msg = str(exc)
+        if "NaN" in msg or "Infinity" in msg or b"NaN" in payload or b"Infinity" in payload:
+            raise _Reject("non_finite", "NaN and Infinity are not valid values") from None
+        raise _Reject("not_json", f"payload is not JSON: {msg[:100]}") from None
+
+
+def _ts_of(value: Any) -> float:
+    try:
+        return parse_ts(value)
+    except TimeFormatError as exc:
+        raise _Reject("bad_ts", str(exc)) from None
+
+
+def _decode_obj(
+    obj: Any,
+    domain: str,
+    topic_sensor: str,
+    registry: Registry,
+    received_at: float | None,
+    limits: Limits,
+    out: Decoded,
+    topic: str,
+) -> None:
+    if isinstance(obj, list):
+        if len(obj) > limits.max_batch:
+            raise _Reject("batch_too_large", f"batch of {len(obj)} items, over the limit of {limits.max_batch}")
+        if not obj:
+            raise _Reject("bad_shape", "batch is an empty array")
+        for i, item in enumerate(obj):
+            try:
+                _decode_one(item, domain, topic_sensor, registry, received_at, limits, out)
+            except _Reject as rej:
+                out.dead.append(DeadLetter(rej.reason, f"item {i}: {rej.detail}", topic, _short(item)))
+        return
+    _decode_one(obj, domain, topic_sensor, registry, received_at, limits, out)
+
+
+def _short(item: Any) -> str:
+    try:
+        return orjson.dumps(item)[:_EXCERPT].decode("utf-8", "replace")
+    except TypeError:
+        return repr(item)[:_EXCERPT]
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        f = float(value)
+        if not math.isfinite(f):
+            raise _Reject("non_finite", f"metric {name!r}: value {value!r} is not finite")
+        return f
+    got = f"{type(value).__name__} {_short(value)}"
+    raise _Reject("bad_type", f"metric {name!r}: expected a number or boolean (got {got})")
+
+
+def _decode_one(
+    obj: Any,
+    domain: str,
+    topic_sensor: str,
+    registry: Registry,
+    received_at: float | None,
+    limits: Limits,
+    out: Decoded,
+) -> None:
+    if not isinstance(obj, dict):
+        raise _Reject("bad_shape", f"expected a JSON object (got {type(obj).__name__})")
+    sensor = obj.get("sensor", topic_sensor)
+    if not isinstance(sensor, str) or not sensor:
+        raise _Reject("bad_type", f"'sensor' must be a non-empty string (got {_short(sensor)})")
+    if registry.domains and domain not in registry.domains:
+        known_domains = ", ".join(sorted(registry.domains))
+        raise _Reject("unknown_domain", f"domain {domain!r} is not registered (known: {known_domains})")
+    known = registry.get(sensor)
+    if known is None and registry.strict:
+        raise _Reject("unknown_sensor", f"sensor {sensor!r} is not in the registry")
+    if known is not None and known.domain != domain:
+        raise _Reject("domain_mismatch", f"sensor {sensor!r} is registered under {known.domain!r}, not {domain!r}")
+    metrics = _metrics_of(obj)
+    ts, assumed = _event_time(obj, received_at, limits)
+    seq = obj.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+        raise _Reject("bad_type", f"'seq' must be an integer (got {_short(seq)})")
+    quality = obj.get("quality", "good")
+    if quality not in QUALITIES:
+        raise _Reject("bad_type", f"'quality' must be good, suspect or bad (got {_short(quality)})")
+    unit = obj.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        raise _Reject("bad_type", f"'unit' must be a string (got {_short(unit)})")
+    for name, value in metrics:
+        out.readings.append(Reading(sensor, domain, name, ts, value, seq, quality, unit, assumed))
+
+
+def _metrics_of(obj: dict[str, Any]) -> list[tuple[str, float]]:
+    if "metrics" in obj:
+        m = obj["metrics"]
+        if not isinstance(m, dict) or not m:
+            raise _Reject("bad_shape", "'metrics' must be a non-empty object of name: number")
+        return [(_metric_name(k), _number(k, v)) for k, v in m.items()]
+    if "metric" in obj and "value" in obj:
+        return [(_metric_name(obj["metric"]), _number(str(obj["metric"]), obj["value"]))]
+    raise _Reject("bad_shape", "expected 'metric' and 'value', or 'metrics'")
+
+
+def _metric_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or len(name) > 64:
+        raise _Reject("bad_type", f"metric name must be a string of 1-64 characters (got {_short(name)})")
+    return name
+
+
+def _event_time(obj: Mapping[str, Any], received_at: float | None, limits: Limits) -> tuple[float, bool]:
+    if "ts" not in obj:
+        if received_at is None:
+            raise _Reject("bad_ts", "reading has no 'ts' and no receive time is known")
+        return received_at, True
+    ts = _ts_of(obj["ts"])
+    if received_at is not None and ts > received_at + limits.max_future_s:
+        ahead = ts - received_at
+        raise _Reject("future_ts", f"ts is {ahead:.0f} s ahead of the receive time (limit {limits.max_future_s:.0f} s)")
+    return ts, False
+
+
+def encode_reading(ts: float, metrics: Mapping[str, float], *, seq: int | None = None, **extra: Any) -> bytes:
+    """Encode one multi-metric wire payload (the simulators and tests use this)."""
+    obj: dict[str, Any] = {"ts": ts, "metrics": dict(metrics)}
+    if seq is not None:
+        obj["seq"] = seq
+    obj.update(extra)
+    return orjson.dumps(obj)

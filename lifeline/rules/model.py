@@ -1,0 +1,81 @@
+"""Compiled rules: what the loader produces and the engine consumes. Frozen and pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from lifeline.model import Level
+
+RuleKind = Literal["threshold", "condition", "nodata"]
+Direction = Literal["above", "below"]
+
+
+class Expr(Protocol):
+    """A compiled, side-effect-free expression over one sensor's latest metric values."""
+
+    source: str
+    names: frozenset[str]  # metric names it reads
+
+    def __call__(self, env: Mapping[str, float]) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Level boundaries, ascending by level. ``above``: value >= bound enters the level;
+    ``below``: value <= bound enters it. Leaving a level needs ``hysteresis`` beyond the bound."""
+
+    direction: Direction
+    levels: tuple[tuple[Level, float], ...]
+    hysteresis: float = 0.0
+
+    def level_of(self, value: float, margin: float = 0.0) -> Level | None:
+        """The highest level whose bound ``value`` reaches; ``margin`` widens every bound
+        (used with ``margin = hysteresis`` to decide whether a level is still held)."""
+        found: Level | None = None
+        if self.direction == "above":
+            for level, bound in self.levels:
+                if value >= bound - margin:
+                    found = level
+        else:
+            for level, bound in self.levels:
+                if value <= bound + margin:
+                    found = level
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled rule. Exactly one of ``thresholds`` (kind threshold), ``condition``+``level``
+    (kind condition) or ``nodata_after_s``/``nodata_intervals`` (kind nodata) is set."""
+
+    id: str
+    domain: str
+    kind: RuleKind
+    title: str
+    source: str  # "file:line" of the rule, for messages
+    metrics: tuple[str, ...] = ()  # metrics whose arrival triggers evaluation
+    value: Expr | None = None  # numeric value compared with thresholds
+    thresholds: Thresholds | None = None
+    condition: Expr | None = None
+    level: Level | None = None
+    for_s: float = 0.0
+    clear_for_s: float = 0.0
+    nodata_after_s: float | None = None  # fixed staleness timeout
+    nodata_intervals: float | None = None  # or a multiple of the sensor's expected interval
+    sensors: frozenset[str] | None = None  # restrict to these sensor ids
+    labels: Mapping[str, str] = field(default_factory=dict)  # sensor label equality match
+    asset_types: frozenset[str] | None = None
+    message: str = ""
+    playbook: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    files: tuple[str, ...] = ()
+
+    def by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
