@@ -199,16 +199,20 @@ class Engine:
 
             return on_condition
         th, value = rule.thresholds, rule.value
-        assert th is not None and value is not None
+        assert th is not None and (value is not None or len(rule.metrics) == 1)
         lowest = th.levels[0][1]
         above = th.direction == "above"
         hyst = th.hysteresis
-        single = next(iter(value.names)) if len(value.names) == 1 and value.source.strip() in value.names else None
+        if value is None or (len(value.names) == 1 and value.source.strip() in value.names):
+            single: str | None = rule.metrics[0] if value is None else value.source.strip()
+        else:
+            single = None
 
         def on_threshold(st: _SensorState, r: Reading, out: list[AlertEvent]) -> None:
             if single is not None:
                 v = st.values[single]
             else:
+                assert value is not None
                 env = _env(st, value.names)
                 if env is None:
                     return

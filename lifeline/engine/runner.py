@@ -1,0 +1,330 @@
+"""The live shell around the pure engine: MQTT in, store + journal + MQTT out.
+
+One batch at a time, in this order (the order is the guarantee):
+
+1. take up to N messages from the MQTT source (QoS 1, persistent session, not yet acknowledged);
+2. decode them (receive time from the injected Clock) and run ``Engine.process``;
+3. append the accepted inputs to the journal (one unbuffered write);
+4. in ONE SQLite transaction: the batch's alert events, dead-letter counts and the engine checkpoint
+   (snapshot + journal offset after step 3);
+5. only then publish alerts (``lifeline/alerts/<domain>/<sensor>``) and dead letters
+   (``lifeline/deadletter``), and write ``--alerts-out``;
+6. acknowledge the batch's messages.
+
+A crash anywhere before 6 means the broker redelivers the batch. On start the engine is restored from
+the checkpoint and the journal is cut back to the checkpoint's offset, so the journal holds exactly the
+inputs the committed state reflects; redelivered inputs the engine had already consumed are
+dead-lettered (``late`` / ``duplicate_seq``) and journaled as such, so a backtest of the journal
+reproduces the store. Nothing in one bad batch may stop the runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import orjson
+
+from lifeline.clock import Clock, SystemClock
+from lifeline.codec import Limits, decode
+from lifeline.engine.processor import Engine, EngineOutput
+from lifeline.model import AlertEvent, DeadLetter, Reading
+from lifeline.registry import Registry
+from lifeline.rules.model import RuleSet
+from lifeline.sinks.jsonl import JsonlSink
+from lifeline.sinks.store import AlertStore
+from lifeline.sources.mqtt import ALERTS_PREFIX, DEADLETTER_TOPIC, DEFAULT_PREFIX, Message, MqttSettings, MqttSource
+from lifeline.sources.replay import JournalWriter, reading_lines, tick_line
+
+log = logging.getLogger(__name__)
+
+_EXCERPT = 120
+
+
+@dataclass(slots=True)
+class RunConfig:
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 1883
+    client_id: str = "lifeline-engine"
+    prefix: str = DEFAULT_PREFIX
+    rules_paths: tuple[str, ...] = ("rules",)
+    registry_path: str | None = None
+    districts_path: str | None = None
+    db_path: str = "var/lifeline.db"
+    journal_path: str | None = "var/journal.jsonl"
+    alerts_out: str | None = None
+    batch_size: int = 1000
+    batch_linger_s: float = 0.0  # extra wait for a batch to fill (bounds the added latency)
+    idle_wait_s: float = 0.2  # how long one loop turn waits for the first message
+    tick_interval_s: float | None = None  # wall-clock ticks when idle (None: only data moves time)
+    status_interval_s: float = 5.0
+    publish: bool = True  # publish alerts and dead letters over MQTT
+    limits: Limits = field(default_factory=Limits)
+    connect_timeout_s: float | None = None  # None: keep retrying in the background
+
+
+@dataclass(slots=True)
+class _Decoded:
+    msg: Message
+    readings: list[Reading]
+    dead: list[DeadLetter]
+
+
+class Runner:
+    """``start`` (restore, connect), ``run`` (loop until stopped) or ``step`` (one batch), ``close``."""
+
+    def __init__(self, config: RunConfig, rules: RuleSet, registry: Registry, *, clock: Clock | None = None,
+                 source: MqttSource | None = None, status: TextIO | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.registry = registry
+        self.engine = Engine(rules, registry)
+        self.source = source or MqttSource(
+            MqttSettings(host=config.broker_host, port=config.broker_port, client_id=config.client_id,
+                         prefix=config.prefix), clock=self.clock)
+        self.status_out = status if status is not None else sys.stderr
+        self.counts: Counter[str] = Counter()
+        self.stop_event = threading.Event()
+        self.store: AlertStore | None = None
+        self.journal: JournalWriter | None = None
+        self.alerts_out: JsonlSink | None = None
+        self._snap: dict[str, Any] = {}
+        self._pending: list[Message] = []
+        self._last_input = 0.0
+        self._last_tick = 0.0
+        self._status_at = 0.0
+        self._status_counts: Counter[str] = Counter()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        self.store = AlertStore(cfg.db_path)
+        self.journal = JournalWriter(cfg.journal_path) if cfg.journal_path else None
+        self.alerts_out = JsonlSink(cfg.alerts_out) if cfg.alerts_out else None
+        self._restore()
+        self.source.start(wait_s=cfg.connect_timeout_s)
+        now = self.clock.monotonic()
+        self._last_input = self._last_tick = self._status_at = now
+
+    def _restore(self) -> None:
+        assert self.store is not None
+        cp = self.store.checkpoint()
+        offset = self.journal.offset if self.journal else 0
+        if cp is None:
+            # A baseline checkpoint: a crash before the first batch commits cuts the journal back here.
+            self._snap = self.engine.snapshot()
+            self.store.commit_batch([], snapshot=self._snap, journal_offset=offset, now=self.clock.now())
+            return
+        self.engine.restore(cp.snapshot)
+        self._snap = cp.snapshot
+        if self.journal is None:
+            return
+        if offset > cp.journal_offset:
+            log.info("journal %s: cutting %d bytes written after the last checkpoint (they will be redelivered)",
+                     self.journal.path, offset - cp.journal_offset)
+            self.journal.truncate(cp.journal_offset)
+        elif offset < cp.journal_offset:
+            log.warning("journal %s is %d bytes, shorter than the checkpoint's offset %d: it lost inputs "
+                        "(moved or restored from a backup?); appending from here", self.journal.path, offset,
+                        cp.journal_offset)
+            self.store.commit_batch([], snapshot=self._snap, journal_offset=offset, now=self.clock.now())
+
+    def close(self) -> None:
+        try:
+            self.source.stop()
+        finally:
+            if self.alerts_out:
+                self.alerts_out.close()
+            if self.journal:
+                self.journal.close()
+            if self.store:
+                self.store.close()
+
+    def run(self, *, install_signals: bool = True) -> int:
+        """Loop until SIGINT/SIGTERM (or ``stop_event``); finish the batch in hand, then disconnect."""
+        if install_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._on_signal)
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                self.step()
+                self._maybe_status()
+        finally:
+            self._maybe_status(force=True)
+            self.close()
+        return 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        log.info("signal %d: finishing the current batch, then stopping", signum)
+        self.stop_event.set()
+
+    # ---- one turn -------------------------------------------------------------------------
+    def step(self) -> int:
+        """Handle one batch (or an idle tick); return the number of messages handled."""
+        cfg = self.config
+        msgs = self._pending or self.source.get_batch(cfg.batch_size, cfg.idle_wait_s, cfg.batch_linger_s)
+        if msgs:
+            self._pending = msgs
+            if self._guarded(self._handle, msgs):
+                self._pending = []
+                self._last_input = self.clock.monotonic()
+                return len(msgs)
+            self.stop_event.wait(1.0)  # the store or journal failed: retry the same batch shortly
+            return 0
+        if cfg.tick_interval_s is not None:
+            mono = self.clock.monotonic()
+            if mono - max(self._last_input, self._last_tick) >= cfg.tick_interval_s:
+                self._last_tick = mono
+                self._guarded(self._tick, [])
+        return 0
+
+    def _guarded(self, fn: Any, msgs: list[Message]) -> bool:
+        try:
+            fn(msgs)
+            return True
+        except Exception:
+            log.exception("batch of %d messages failed before commit; will retry it", len(msgs))
+            self.counts["batch_failures"] += 1
+            return False
+
+    def _handle(self, msgs: list[Message]) -> None:
+        decoded = [self._decode(m) for m in msgs]
+        out, fed, extra = self._process(decoded)
+        dead = [d for x in decoded for d in x.dead] + extra + out.dead
+        self._commit(out.events, dead, reading_lines(fed))
+        self.counts["messages"] += len(msgs)
+        self.counts["readings"] += len(fed)
+        self._deliver(out.events, dead)
+        self.source.ack(msgs)
+
+    def _tick(self, _: list[Message]) -> None:
+        now = self.clock.now()
+        out = self.engine.tick(now)
+        self._commit(out.events, [], tick_line(now))
+        self._deliver(out.events, [])
+
+    def _decode(self, m: Message) -> _Decoded:
+        try:
+            d = decode(m.topic, m.payload, registry=self.registry, received_at=m.received,
+                       prefix=self.config.prefix, limits=self.config.limits)
+            return _Decoded(m, d.readings, d.dead)
+        except Exception as exc:  # the codec promises never to raise; if it does, the message is dead
+            log.exception("decoding a message on %s failed; payload starts %r", m.topic, m.payload[:_EXCERPT])
+            return _Decoded(m, [], [_internal(m, f"decoder raised {type(exc).__name__}: {exc}")])
+
+    def _process(self, decoded: list[_Decoded]) -> tuple[EngineOutput, list[Reading], list[DeadLetter]]:
+        readings = [r for x in decoded for r in x.readings]
+        try:
+            return self.engine.process(readings), readings, []
+        except Exception:
+            log.exception("engine raised on a batch of %d readings; isolating the message that did it",
+                          len(readings))
+        self.engine.restore(self._snap)
+        return self._isolate(decoded)
+
+    def _isolate(self, decoded: list[_Decoded]) -> tuple[EngineOutput, list[Reading], list[DeadLetter]]:
+        """Feed message by message; a message that makes the engine raise is dead-lettered
+        (``internal_error``) and its partial effect undone."""
+        total, fed, dead = EngineOutput(), [], []
+        for x in decoded:
+            if not x.readings:
+                continue
+            before = self.engine.snapshot()
+            try:
+                o = self.engine.process(x.readings)
+            except Exception as exc:
+                log.exception("engine raised on a message on %s; payload starts %r", x.msg.topic,
+                              x.msg.payload[:_EXCERPT])
+                self.engine.restore(before)
+                dead.append(_internal(x.msg, f"engine raised {type(exc).__name__}: {exc}"))
+                continue
+            total.events.extend(o.events)
+            total.dead.extend(o.dead)
+            fed.extend(x.readings)
+        return total, fed, dead
+
+    def _commit(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter], journal: bytes) -> None:
+        assert self.store is not None
+        snap = self.engine.snapshot()
+        before = self.journal.offset if self.journal else 0
+        try:
+            offset = self.journal.append(journal) if self.journal and journal else before
+            self.store.commit_batch(events, dead_counts=Counter(d.reason for d in dead), snapshot=snap,
+                                    journal_offset=offset, now=self.clock.now())
+        except BaseException:
+            # Undo: the engine and the journal go back to the last committed state.
+            if self.journal:
+                self.journal.truncate(before)
+            self.engine.restore(self._snap)
+            raise
+        self._snap = snap
+
+    def _deliver(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter]) -> None:
+        """After the commit: counters, --alerts-out, MQTT. Failures here are logged, never retried
+        (the store already holds everything; the notifier outbox is the reliable path)."""
+        self.counts["events"] += len(events)
+        for d in dead:
+            self.counts["dead." + d.reason] += 1
+        try:
+            if self.alerts_out and events:
+                self.alerts_out.write(events)
+            if self.config.publish:
+                pub = self.source.publish
+                for e in events:
+                    body = orjson.dumps(e.to_dict(), option=orjson.OPT_SORT_KEYS)
+                    pub(f"{ALERTS_PREFIX}/{e.domain}/{e.sensor}", body)
+                for d in dead:
+                    pub(DEADLETTER_TOPIC, orjson.dumps(d.to_dict()))
+        except Exception:
+            log.exception("delivering %d events / %d dead letters failed (they are in the store)",
+                          len(events), len(dead))
+            self.counts["delivery_failures"] += 1
+
+    # ---- progress -------------------------------------------------------------------------
+    def _maybe_status(self, force: bool = False) -> None:
+        now = self.clock.monotonic()
+        dt = now - self._status_at
+        if not force and dt < self.config.status_interval_s:
+            return
+        c, prev = self.counts, self._status_counts
+
+        def rate(k: str) -> float:
+            return (c[k] - prev[k]) / dt if dt > 0 else 0.0
+
+        dead = {k[5:]: v for k, v in sorted(c.items()) if k.startswith("dead.")}
+        dead_txt = ", ".join(f"{k} {v}" for k, v in dead.items()) or "none"
+        link = "connected" if self.source.connected else "DISCONNECTED"
+        print(f"lifeline run: {c['messages']} msgs ({rate('messages'):,.0f}/s), {c['readings']} readings "
+              f"({rate('readings'):,.0f}/s), {c['events']} alert events, dead letters: {dead_txt}; "
+              f"queue {self.source.pending()}, broker {link}", file=self.status_out, flush=True)
+        self._status_at = now
+        self._status_counts = Counter(c)
+
+
+def _internal(m: Message, detail: str) -> DeadLetter:
+    return DeadLetter("internal_error", detail, m.topic, m.payload[:_EXCERPT].decode("utf-8", "replace"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lifeline.engine.runner`` = ``lifeline run``."""
+    import argparse
+
+    from lifeline.commands.run import add_parser
+
+    parser = argparse.ArgumentParser(prog="python -m lifeline.engine.runner")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
