@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from lifeline import paths
 from lifeline.codec import decode_line
@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    if path.suffix == ".gz":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
 
 
 def _count_lines(path: Path) -> int | None:
@@ -75,7 +77,7 @@ def _feed(engine: Engine, lines: Iterator[bytes], events: list[AlertEvent], dead
             events.extend(engine.tick(tick).events)
         else:
             batch.extend(decoded.readings)
-        if len(batch) >= BATCH:
+        if len(batch) >= BATCH:  # only between lines: one payload's readings stay in one call
             out = engine.process(batch)
             events.extend(out.events)
             for d in out.dead:

@@ -18,7 +18,7 @@ from typing import Any
 from lifeline.engine.lifecycle import Lifecycle, Transition
 from lifeline.model import AlertEvent, AlertKind, AlertState, DeadLetter, EventKind, Level, Reading, Sensor
 from lifeline.registry import Registry
-from lifeline.rules.model import Rule, RuleSet
+from lifeline.rules.model import Expr, Rule, RuleSet
 
 NODATA_CHECK_S = 10.0  # event-time cadence of the staleness scan
 
@@ -29,23 +29,40 @@ class EngineOutput:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-Evaluator = Callable[["_SensorState", Reading, list[AlertEvent]], None]
+Evaluator = Callable[["_SensorState", float, list[AlertEvent]], None]
+
+
+class _Values(dict[str, float]):
+    """A sensor's latest metric values; a name that is not a metric falls back to the sensor's
+    numeric registry labels (``f1_ref_hz``), so compiled expressions read one mapping."""
+
+    __slots__ = ("labels",)
+
+    def __init__(self, labels: dict[str, float]) -> None:
+        super().__init__()
+        self.labels = labels
+
+    def __missing__(self, key: str) -> float:
+        return self.labels[key]
 
 
 class _SensorState:
-    __slots__ = ("binds", "domain", "id", "labels", "last_seen", "mseq", "mts", "nodata", "sensor", "stale", "values")
+    __slots__ = ("binds", "by_rule", "domain", "id", "labels", "last_seen", "mseq", "mts", "nodata", "nodata_after",
+                 "sensor", "stale", "values")
 
     def __init__(self, sid: str, domain: str, sensor: Sensor | None, labels: dict[str, float]) -> None:
         self.id = sid
         self.domain = domain
         self.sensor = sensor
         self.labels = labels
-        self.values: dict[str, float] = {}
+        self.values = _Values(labels)
         self.mts: dict[str, float] = {}
         self.mseq: dict[str, int] = {}
         self.last_seen: float | None = None
-        self.binds: dict[str, tuple[Evaluator, ...]] = {}
+        self.binds: dict[str, dict[Evaluator, None]] = {}  # metric -> evaluators (an ordered set)
+        self.by_rule: dict[str, Evaluator] = {}
         self.nodata: list[tuple[Rule, Lifecycle]] | None = None
+        self.nodata_after = float("inf")  # the shortest staleness limit of its nodata rules
         self.stale = False  # a nodata alert is open for this sensor
 
 
@@ -95,14 +112,20 @@ class Engine:
         self._lifecycles: dict[tuple[str, str], Lifecycle] = {}
         self.watermark: float | None = None
         self._next_check: float | None = None
+        self._order: list[_SensorState] | None = None  # sensors by id, for the staleness scan
         self.counts: Counter[str] = Counter()
 
     # ---- inputs -------------------------------------------------------------------------
     def process(self, readings: Iterable[Reading]) -> EngineOutput:
+        """Evaluate readings in order. Rules are judged once per (sensor, event time) group, on the
+        sensor's values after the whole group: give all readings of one payload in one call."""
         out = EngineOutput()
         events, dead = out.events, out.dead
         sensors = self._sensors
         wm = self.watermark
+        group: dict[Evaluator, None] = {}
+        group_st: _SensorState | None = None
+        group_ts = 0.0
         n = 0
         for r in readings:
             n += 1
@@ -110,24 +133,29 @@ class Engine:
             if st is None:
                 st = self._new_sensor(r.sensor, r.domain)
             m = r.metric
+            ts = r.ts
             last = st.mts.get(m)
-            if last is not None and r.ts <= last:
+            if last is not None and ts <= last:
                 dead.append(self._late(r, last))
                 continue
             if r.seq is not None:
                 prev = st.mseq.get(m)
                 if prev is not None and r.seq <= prev:
-                    dead.append(DeadLetter("duplicate_seq", f"sensor {r.sensor!r} metric {m!r}: seq {r.seq} "
-                                           f"is not after {prev}", r.domain + "/" + r.sensor, "", r.sensor, r.ts))
+                    dead.append(self._duplicate(r, prev))
                     continue
                 st.mseq[m] = r.seq
-            st.mts[m] = r.ts
-            if st.last_seen is None or r.ts > st.last_seen:
-                st.last_seen = r.ts
+            if group_st is not None and (group_st is not st or group_ts != ts):
+                for ev in group:
+                    ev(group_st, group_ts, events)
+                group = {}
+                group_st = None
+            st.mts[m] = ts
+            if st.last_seen is None or ts > st.last_seen:
+                st.last_seen = ts
                 if st.stale:
-                    self._data_back(st, r.ts, events)
-            if wm is None or r.ts > wm:
-                wm = r.ts
+                    self._data_back(st, ts, events)
+            if wm is None or ts > wm:
+                wm = ts
                 if self._next_check is None or wm >= self._next_check:
                     self._advance(wm, events)  # per reading, so batch boundaries never change output
             if r.quality == "bad":
@@ -136,8 +164,12 @@ class Engine:
             evals = st.binds.get(m)
             if evals is None:
                 evals = self._bind(st, m)
-            for ev in evals:
-                ev(st, r, events)
+            if evals:
+                group.update(evals)
+                group_st, group_ts = st, ts
+        if group_st is not None:
+            for ev in group:
+                ev(group_st, group_ts, events)
         self.counts["readings"] += n
         self.watermark = wm
         for d in dead:
@@ -152,7 +184,13 @@ class Engine:
         return out
 
     # ---- internals ----------------------------------------------------------------------
-    def _late(self, r: Reading, last: float) -> DeadLetter:
+    @staticmethod
+    def _duplicate(r: Reading, prev: int) -> DeadLetter:
+        return DeadLetter("duplicate_seq", f"sensor {r.sensor!r} metric {r.metric!r}: seq {r.seq} is not after "
+                          f"{prev}", r.domain + "/" + r.sensor, "", r.sensor, r.ts)
+
+    @staticmethod
+    def _late(r: Reading, last: float) -> DeadLetter:
         return DeadLetter("late", f"sensor {r.sensor!r} metric {r.metric!r}: ts {r.ts!r} is not after "
                           f"the last accepted {last!r}", r.domain + "/" + r.sensor, "", r.sensor, r.ts)
 
@@ -160,6 +198,7 @@ class Engine:
         sensor = self.registry.get(sid)
         st = _SensorState(sid, domain, sensor, _numeric_labels(sensor))
         self._sensors[sid] = st
+        self._order = None
         return st
 
     def lifecycle(self, rule: Rule, subject: str) -> Lifecycle:
@@ -170,12 +209,14 @@ class Engine:
             self._lifecycles[key] = lc
         return lc
 
-    def _bind(self, st: _SensorState, metric: str) -> tuple[Evaluator, ...]:
-        evals: list[Evaluator] = []
+    def _bind(self, st: _SensorState, metric: str) -> dict[Evaluator, None]:
+        bound: dict[Evaluator, None] = {}
         for rule in self._safety.get((st.domain, metric), ()):
             if _rule_applies(rule, st):
-                evals.append(self._evaluator(rule, self.lifecycle(rule, st.id)))
-        bound = tuple(evals)
+                ev = st.by_rule.get(rule.id)
+                if ev is None:
+                    ev = st.by_rule[rule.id] = self._evaluator(rule, self.lifecycle(rule, st.id))
+                bound[ev] = None
         st.binds[metric] = bound
         return bound
 
@@ -184,18 +225,18 @@ class Engine:
         if rule.kind == "condition":
             cond, level = rule.condition, rule.level
             assert cond is not None and level is not None
-            names = cond.names
+            test = _fast(cond)
 
-            def on_condition(st: _SensorState, r: Reading, out: list[AlertEvent]) -> None:
-                env = _env(st, names)
-                if env is None:
+            def on_condition(st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
+                try:
+                    raw = level if test(st.values) else None
+                except KeyError:  # not every metric (or label) it reads is known yet
                     return
-                raw = level if cond(env) else None
                 if raw is None and lc.idle:
                     return
-                tr = lc.step(raw, raw, r.ts)
+                tr = lc.step(raw, raw, ts)
                 if tr is not None:
-                    emit(rule, lc, tr, st, r.ts, r.value, out)
+                    emit(rule, lc, tr, st, ts, None, out)
 
             return on_condition
         th, value = rule.thresholds, rule.value
@@ -203,27 +244,28 @@ class Engine:
         lowest = th.levels[0][1]
         above = th.direction == "above"
         hyst = th.hysteresis
-        if value is None or (len(value.names) == 1 and value.source.strip() in value.names):
-            single: str | None = rule.metrics[0] if value is None else value.source.strip()
-        else:
-            single = None
+        level_of = th.level_of
+        single: str | None = None
+        if value is None or value.source.strip() in value.names:
+            single = rule.metrics[0] if value is None else value.source.strip()
+        compute = _fast(value) if value is not None else None
 
-        def on_threshold(st: _SensorState, r: Reading, out: list[AlertEvent]) -> None:
+        def on_threshold(st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
             if single is not None:
                 v = st.values[single]
             else:
-                assert value is not None
-                env = _env(st, value.names)
-                if env is None:
+                assert compute is not None
+                try:
+                    v = compute(st.values)
+                except KeyError:
                     return
-                v = value(env)
                 if v != v:  # NaN (e.g. division by zero) carries no evidence either way
                     return
             if lc.idle and ((v < lowest) if above else (v > lowest)):
                 return
-            tr = lc.step(th.level_of(v), th.level_of(v, hyst), r.ts)
+            tr = lc.step(level_of(v), level_of(v, hyst), ts)
             if tr is not None:
-                emit(rule, lc, tr, st, r.ts, v, out)
+                emit(rule, lc, tr, st, ts, v, out)
 
         return on_threshold
 
@@ -253,6 +295,7 @@ class Engine:
         if st.nodata is None:
             st.nodata = [(rule, self.lifecycle(rule, st.id)) for rule in self._nodata_rules.get(st.domain, ())
                          if _rule_applies(rule, st)]
+            st.nodata_after = min((self._nodata_after(rule, st) for rule, _ in st.nodata), default=float("inf"))
         return st.nodata
 
     def _data_back(self, st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
@@ -273,22 +316,27 @@ class Engine:
         if wm < self._next_check:
             return
         self._next_check = wm + NODATA_CHECK_S
-        for sid in sorted(self._sensors):
-            st = self._sensors[sid]
-            if st.last_seen is None:
+        if self._order is None:
+            self._order = [self._sensors[k] for k in sorted(self._sensors)]
+        for st in self._order:
+            last = st.last_seen
+            if last is None or st.stale:
+                continue
+            if st.nodata is None:
+                self._nodata_of(st)
+            silent = wm - last
+            if silent < st.nodata_after:
                 continue
             for rule, lc in self._nodata_of(st):
-                if lc.level is not None:
-                    continue
                 after = self._nodata_after(rule, st)
-                silent = wm - st.last_seen
-                if silent >= after:
-                    assert rule.level is not None
-                    tr = lc.step(rule.level, rule.level, wm)
-                    if tr is not None:
-                        st.stale = True
-                        tr.reason = f"no data for {silent:.0f} s (limit {after:.0f} s)"
-                        self._emit(rule, lc, tr, st, wm, silent, out)
+                if lc.level is not None or silent < after:
+                    continue
+                assert rule.level is not None
+                tr = lc.step(rule.level, rule.level, wm)
+                if tr is not None:
+                    st.stale = True
+                    tr.reason = f"no data for {silent:.0f} s (limit {after:.0f} s)"
+                    self._emit(rule, lc, tr, st, wm, silent, out)
 
     @staticmethod
     def _nodata_after(rule: Rule, st: _SensorState) -> float:
@@ -338,17 +386,10 @@ class Engine:
         return sorted((lc.rule, lc.subject, lc.level) for lc in self._lifecycles.values() if lc.level is not None)
 
 
-def _env(st: _SensorState, names: frozenset[str]) -> dict[str, float] | None:
-    values = st.values
-    env: dict[str, float] = {}
-    for n in names:
-        v = values.get(n)
-        if v is None:
-            v = st.labels.get(n)
-            if v is None:
-                return None
-        env[n] = v
-    return env
+def _fast(expr: Expr) -> Callable[[Mapping[str, float]], float]:
+    """The compiled expression's raw function when it has one (skips a call on the hot path)."""
+    fn = getattr(expr, "fn", None)
+    return fn if callable(fn) else expr.__call__
 
 
 def process_all(engine: Engine, readings: Sequence[Reading], batch: int = 1000) -> EngineOutput:

@@ -15,8 +15,13 @@ Direction = Literal["above", "below"]
 class Expr(Protocol):
     """A compiled, side-effect-free expression over one sensor's latest metric values."""
 
-    source: str
-    names: frozenset[str]  # metric names it reads
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The names it reads: metrics, or numeric sensor labels."""
+        ...
 
     def __call__(self, env: Mapping[str, float]) -> float: ...
 

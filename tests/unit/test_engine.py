@@ -14,7 +14,10 @@ def _engine(*rules: object, n: int = 2, interval: float = 60.0) -> Engine:
     return Engine(RuleSet(tuple(rules)), registry_of(sensors("gas", n, interval_s=interval)))  # type: ignore[arg-type]
 
 
-def _events(engine: Engine, series: list[tuple[float, float]], sensor: str = "gas-0000") -> list[tuple[float, str, str]]:
+Timeline = list[tuple[float, str, str]]
+
+
+def _events(engine: Engine, series: list[tuple[float, float]], sensor: str = "gas-0000") -> Timeline:
     out = []
     for t, v in series:
         for e in engine.process([reading(sensor, v, T0 + t)]).events:

@@ -1,0 +1,156 @@
+"""``lifeline demo``: an embedded broker, the engine and a simulated city, with alerts on the console.
+
+Starts (1) an embedded MQTT broker on 127.0.0.1 unless ``--broker`` is given, (2) the live engine
+(the same runner as ``lifeline run``) with the shipped rule packs and the demo city register,
+(3) the simulators as their own process (``python -m simulators run --realtime``) publishing the
+``demo`` scenario, whose incidents start within the first minute, and (4) a console that prints
+every alert event it receives on ``lifeline/alerts/#``. Ctrl-C stops all of it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from lifeline import paths
+
+COLOURS = {"blue": "\033[94m", "yellow": "\033[93m", "orange": "\033[38;5;208m", "red": "\033[91m"}
+RESET = "\033[0m"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run a simulated city end to end and watch alerts arrive",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--broker", default=None, metavar="HOST:PORT",
+                   help="use this MQTT broker instead of starting an embedded one")
+    p.add_argument("--scenario", default="demo", help="simulator scenario name or YAML path (default: demo)")
+    p.add_argument("--duration", default="2h", help="how long the simulated city runs (default: 2h)")
+    p.add_argument("--state-dir", type=Path, default=Path("var/demo"),
+                   help="alert store, journal and alert log of this demo (wiped at start; default: var/demo)")
+    p.add_argument("--no-color", action="store_true", help="plain output")
+    p.set_defaults(func=cmd_demo)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _format(ev: dict[str, Any], color: bool) -> str:
+    level = str(ev.get("level", ""))
+    tag = f"{level.upper():6s}"
+    if color:
+        tag = COLOURS.get(level, "") + tag + RESET
+    value = ev.get("value")
+    shown = f"{value:.4g}" if isinstance(value, int | float) else "-"
+    when = time.strftime("%H:%M:%S", time.localtime(float(ev.get("ts", 0))))
+    return (f"{when} {tag} {ev.get('event', ''):11s} {ev.get('rule', ''):38s} {ev.get('sensor', ''):18s} "
+            f"{ev.get('district', ''):4s} value={shown:8s} {ev.get('message', '')}  -> {ev.get('owner', '')}")
+
+
+class Console:
+    """Subscribes to the published alerts and prints each event: what an operator would see."""
+
+    def __init__(self, host: str, port: int, color: bool) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.color = color
+        self.count = 0
+        self.by_level: dict[str, int] = {}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"lifeline-demo-console-{port}")
+        self.client.on_connect = lambda c, *_: c.subscribe("lifeline/alerts/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect_async(host, port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            ev = orjson.loads(msg.payload)
+        except orjson.JSONDecodeError:
+            return
+        self.count += 1
+        if ev.get("event") == "fired":
+            lv = str(ev.get("level"))
+            self.by_level[lv] = self.by_level.get(lv, 0) + 1
+        print(_format(ev, self.color), flush=True)
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lifeline.engine.runner import RunConfig, Runner
+    from lifeline.registry import load_registry
+    from lifeline.rules.loader import load_rules
+
+    color = sys.stdout.isatty() and not args.no_color
+    broker: Any = None
+    if args.broker:
+        host, _, port_s = args.broker.rpartition(":")
+        port = int(port_s)
+    else:
+        from lifeline.embedded_broker import EmbeddedBroker
+
+        host, port = "127.0.0.1", _free_port()
+        broker = EmbeddedBroker(host, port)
+        broker.start()
+        print(f"demo: embedded MQTT broker on {host}:{port}", file=sys.stderr)
+    state = args.state_dir
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True, exist_ok=True)
+    registry_path, districts_path = paths.default_registry(), paths.default_districts()
+    rules = load_rules([paths.default_rules()])
+    registry = load_registry(registry_path, districts_path)
+    print(f"demo: {len(rules.rules)} rules, {len(registry)} sensors in {len(registry.districts)} districts; "
+          f"state in {state}/", file=sys.stderr)
+    config = RunConfig(broker_host=host, broker_port=port, client_id=f"lifeline-demo-{port}",
+                       rules_paths=(str(paths.default_rules()),), registry_path=str(registry_path),
+                       districts_path=str(districts_path), db_path=str(state / "lifeline.db"),
+                       journal_path=str(state / "journal.jsonl"), alerts_out=str(state / "alerts.jsonl"),
+                       tick_interval_s=5.0, status_interval_s=30.0)
+    runner = Runner(config, rules, registry)
+    engine_thread = threading.Thread(target=runner.run, kwargs={"install_signals": False}, name="engine",
+                                     daemon=True)
+    engine_thread.start()
+    console = Console(host, port, color)
+    sim_cmd = [sys.executable, "-m", "simulators", "run", "--scenario", args.scenario, "--duration",
+               args.duration, "--mqtt", f"{host}:{port}", "--realtime"]
+    sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL)
+    print(f"demo: simulated city publishing ({' '.join(sim_cmd[1:])}); alerts appear below. Ctrl-C stops.",
+          file=sys.stderr)
+    code = 0
+    try:
+        while sim.poll() is None and engine_thread.is_alive():
+            time.sleep(0.2)
+        if not engine_thread.is_alive():
+            print("demo: the engine stopped unexpectedly", file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        print("\ndemo: stopping", file=sys.stderr)
+    finally:
+        if sim.poll() is None:
+            sim.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                sim.wait(timeout=10)
+        runner.stop_event.set()
+        engine_thread.join(timeout=15)
+        console.stop()
+        if broker is not None:
+            broker.stop()
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(console.by_level.items())) or "none"
+    print(f"demo: {console.count} alert events received; alerts fired by level: {summary}; "
+          f"store: {state / 'lifeline.db'} (try: lifeline alerts list --db {state / 'lifeline.db'})", file=sys.stderr)
+    return code

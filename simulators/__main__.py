@@ -1,0 +1,5 @@
+"""Entry point: ``python -m simulators {run,city,scenarios}``."""
+
+from simulators.cli import main
+
+raise SystemExit(main())
