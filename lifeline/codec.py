@@ -36,6 +36,7 @@ REASONS: frozenset[str] = frozenset(
         "future_ts",
         "duplicate_seq",  # engine
         "late",  # engine: not newer than the last reading of that sensor metric
+        "internal_error",  # runner: an unexpected exception while handling this message (a bug; logged)
     }
 )
 

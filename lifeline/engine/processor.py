@@ -134,15 +134,16 @@ class Engine:
                 st = self._new_sensor(r.sensor, r.domain)
             m = r.metric
             ts = r.ts
+            if r.seq is not None:  # seq first: a redelivered payload is a duplicate, not merely late
+                prev = st.mseq.get(m)
+                if prev is not None and r.seq <= prev:
+                    dead.append(self._duplicate(r, prev))
+                    continue
             last = st.mts.get(m)
             if last is not None and ts <= last:
                 dead.append(self._late(r, last))
                 continue
             if r.seq is not None:
-                prev = st.mseq.get(m)
-                if prev is not None and r.seq <= prev:
-                    dead.append(self._duplicate(r, prev))
-                    continue
                 st.mseq[m] = r.seq
             if group_st is not None and (group_st is not st or group_ts != ts):
                 for ev in group:

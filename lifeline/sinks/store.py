@@ -1,0 +1,357 @@
+"""The alert store: SQLite (WAL), the system of record for alerts, their history and the engine checkpoint.
+
+A batch of engine output is written in ONE transaction: its alert events, the dead-letter counts and
+the engine checkpoint (snapshot + journal offset). Events are keyed (id, seq) and inserted with
+``INSERT OR IGNORE``, so re-processing a batch after a crash never duplicates anything.
+
+Operator actions (ack, manual resolve, comment) are appended to a separate, append-only action log
+with actor and reason; ``history`` merges both. This module must never talk to the network.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from lifeline.errors import StoreError
+from lifeline.model import AlertEvent, EventKind, Level
+
+__all__ = ["AlertRow", "AlertStore", "Checkpoint", "HistoryEntry", "StoreError"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_events (
+    id TEXT NOT NULL, seq INTEGER NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+    sensor TEXT NOT NULL, domain TEXT NOT NULL, district TEXT NOT NULL, level TEXT NOT NULL,
+    state TEXT NOT NULL, event TEXT NOT NULL, started REAL NOT NULL, ts REAL NOT NULL, value REAL,
+    message TEXT NOT NULL, title TEXT NOT NULL, owner TEXT NOT NULL, playbook TEXT NOT NULL,
+    actor TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+    sensor TEXT NOT NULL, domain TEXT NOT NULL, district TEXT NOT NULL, level TEXT NOT NULL,
+    level_n INTEGER NOT NULL, state TEXT NOT NULL, last_event TEXT NOT NULL, started REAL NOT NULL,
+    updated REAL NOT NULL, value REAL, message TEXT NOT NULL, title TEXT NOT NULL, owner TEXT NOT NULL,
+    playbook TEXT NOT NULL, acked_by TEXT, acked_at REAL, ack_reason TEXT,
+    resolved_by TEXT, resolved_at REAL
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, level_n);
+CREATE TABLE IF NOT EXISTS alert_actions (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, ts REAL NOT NULL, action TEXT NOT NULL,
+    actor TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_actions_id ON alert_actions (id);
+CREATE TABLE IF NOT EXISTS checkpoint (
+    k INTEGER PRIMARY KEY CHECK (k = 1), snapshot BLOB NOT NULL, journal_offset INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deadletters (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+"""
+
+_EVENT_COLS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state", "event",
+               "started", "ts", "value", "message", "title", "owner", "playbook", "actor", "reason")
+_INSERT_EVENT = (f"INSERT OR IGNORE INTO alert_events ({', '.join(_EVENT_COLS)}) "
+                 f"VALUES ({', '.join('?' * len(_EVENT_COLS))})")
+
+# An engine event moves the current alert only forward (higher seq). An acknowledgement survives a
+# de-escalation but not an escalation (a worse level must be acknowledged again); an engine event
+# other than "resolved" after a manual resolve re-opens the alert (the condition is still there).
+_UPSERT_ALERT = """
+INSERT INTO alerts (id, seq, rule, kind, subject, sensor, domain, district, level, level_n, state, last_event,
+                    started, updated, value, message, title, owner, playbook)
+VALUES (:id, :seq, :rule, :kind, :subject, :sensor, :domain, :district, :level, :level_n, :state, :event,
+        :started, :ts, :value, :message, :title, :owner, :playbook)
+ON CONFLICT (id) DO UPDATE SET
+    seq = excluded.seq, level = excluded.level, level_n = excluded.level_n, last_event = excluded.last_event,
+    updated = MAX(alerts.updated, excluded.updated), value = excluded.value, message = excluded.message,
+    state = CASE
+        WHEN excluded.state = 'resolved' THEN 'resolved'
+        WHEN excluded.last_event = 'deescalated' AND alerts.state = 'acknowledged' THEN 'acknowledged'
+        ELSE 'firing' END
+WHERE excluded.seq > alerts.seq
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    snapshot: dict[str, Any]
+    journal_offset: int
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """The current state of one alert (one row of ``alerts``)."""
+
+    id: str
+    seq: int
+    rule: str
+    kind: str
+    subject: str
+    sensor: str
+    domain: str
+    district: str
+    level: Level
+    state: str
+    last_event: str
+    started: float
+    updated: float
+    value: float | None
+    message: str
+    title: str
+    owner: str
+    playbook: str
+    acked_by: str | None
+    acked_at: float | None
+    ack_reason: str | None
+    resolved_by: str | None
+    resolved_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of an alert's history: an engine transition (``seq`` set) or an operator action."""
+
+    ts: float
+    event: str  # fired | escalated | deescalated | resolved | acknowledged | comment
+    actor: str
+    reason: str
+    level: str = ""
+    value: float | None = None
+    message: str = ""
+    seq: int | None = None
+
+
+class AlertStore:
+    """One SQLite database. Not thread-safe: one instance per thread (or process)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 10_000) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a killed process; FULL also survives a power cut.
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA (got {synchronous!r})")
+        self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        self._db.executescript(_SCHEMA)
+        self._check_version()
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {row[0]}, this lifeline reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ---- the engine's batch ---------------------------------------------------------------
+    def commit_batch(
+        self,
+        events: Sequence[AlertEvent],
+        *,
+        dead_counts: Mapping[str, int] | None = None,
+        snapshot: Mapping[str, Any] | None = None,
+        journal_offset: int = 0,
+        now: float = 0.0,
+    ) -> int:
+        """Store a batch's events, dead-letter counts and checkpoint atomically; return how many
+        events were new (the rest had been stored before: a re-processed batch)."""
+        with self._tx() as db:
+            before = db.total_changes
+            rows = [_event_row(e) for e in events]
+            db.executemany(_INSERT_EVENT, rows)
+            new = db.total_changes - before
+            if events:
+                db.executemany(_UPSERT_ALERT, [_alert_params(e) for e in events])
+            if dead_counts:
+                db.executemany(
+                    "INSERT INTO deadletters VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + ?",
+                    [(r, n, n) for r, n in dead_counts.items() if n],
+                )
+            if snapshot is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO checkpoint VALUES (1, ?, ?, ?)",
+                    (orjson.dumps(snapshot), journal_offset, now),
+                )
+        return new
+
+    def checkpoint(self) -> Checkpoint | None:
+        row = self._db.execute("SELECT snapshot, journal_offset, updated FROM checkpoint WHERE k = 1").fetchone()
+        if row is None:
+            return None
+        return Checkpoint(orjson.loads(row[0]), int(row[1]), float(row[2]))
+
+    def deadletter_counts(self) -> dict[str, int]:
+        return {r: n for r, n in self._db.execute("SELECT reason, count FROM deadletters ORDER BY reason")}
+
+    # ---- operator actions -----------------------------------------------------------------
+    def ack(self, alert_id: str, actor: str, reason: str, ts: float) -> AlertRow:
+        """Acknowledge an open alert: a person has seen it and owns it."""
+        with self._tx() as db:
+            row = self._require(alert_id)
+            if row.state == "resolved":
+                raise StoreError(f"alert {alert_id} is resolved; nothing to acknowledge")
+            db.execute("UPDATE alerts SET state = 'acknowledged', acked_by = ?, acked_at = ?, ack_reason = ?, "
+                       "updated = MAX(updated, ?) WHERE id = ?", (actor, ts, reason, ts, alert_id))
+            self._action(alert_id, ts, "acknowledged", actor, reason)
+        return self._require(alert_id)
+
+    def resolve(self, alert_id: str, actor: str, reason: str, ts: float) -> AlertRow:
+        """Resolve an alert by hand (a person closes it; the engine may re-open it while the
+        condition holds)."""
+        with self._tx() as db:
+            row = self._require(alert_id)
+            if row.state == "resolved":
+                raise StoreError(f"alert {alert_id} is already resolved")
+            db.execute("UPDATE alerts SET state = 'resolved', resolved_by = ?, resolved_at = ?, "
+                       "updated = MAX(updated, ?) WHERE id = ?", (actor, ts, ts, alert_id))
+            self._action(alert_id, ts, "resolved", actor, reason)
+        return self._require(alert_id)
+
+    def comment(self, alert_id: str, actor: str, text: str, ts: float) -> AlertRow:
+        with self._tx():
+            self._require(alert_id)
+            self._action(alert_id, ts, "comment", actor, text)
+        return self._require(alert_id)
+
+    def _action(self, alert_id: str, ts: float, action: str, actor: str, reason: str) -> None:
+        if not actor.strip():
+            raise StoreError(f"{action} of alert {alert_id}: an actor (who) is required")
+        self._db.execute("INSERT INTO alert_actions (id, ts, action, actor, reason) VALUES (?, ?, ?, ?, ?)",
+                         (alert_id, ts, action, actor, reason))
+
+    def _require(self, alert_id: str) -> AlertRow:
+        row = self.get(alert_id)
+        if row is None:
+            raise StoreError(f"no alert with id {alert_id!r}")
+        return row
+
+    # ---- queries --------------------------------------------------------------------------
+    def get(self, alert_id: str) -> AlertRow | None:
+        cur = self._db.execute(f"SELECT {_ALERT_SELECT} FROM alerts WHERE id = ?", (alert_id,))
+        row = cur.fetchone()
+        return None if row is None else _alert_row(row)
+
+    def find(self, prefix: str) -> list[AlertRow]:
+        """Alerts whose id starts with ``prefix`` (operators type short ids)."""
+        cur = self._db.execute(f"SELECT {_ALERT_SELECT} FROM alerts WHERE id LIKE ? || '%' ORDER BY id LIMIT 10",
+                               (prefix.replace("%", "").replace("_", ""),))
+        return [_alert_row(r) for r in cur]
+
+    def list_alerts(self, state: str | Iterable[str] | None = None, domain: str | None = None,
+                    level: str | None = None, limit: int | None = None) -> list[AlertRow]:
+        """Current alerts, worst level first, then most recently updated. ``state`` may be
+        ``open`` (firing or acknowledged); ``level`` is a minimum level."""
+        where: list[str] = []
+        args: list[Any] = []
+        if state is not None:
+            states = _states(state)
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            args.extend(states)
+        if domain is not None:
+            where.append("domain = ?")
+            args.append(domain)
+        if level is not None:
+            where.append("level_n >= ?")
+            args.append(int(Level.parse(level)))
+        sql = f"SELECT {_ALERT_SELECT} FROM alerts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY level_n DESC, updated DESC, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_alert_row(r) for r in self._db.execute(sql, args)]
+
+    def events(self, alert_id: str | None = None) -> list[AlertEvent]:
+        """Engine events (all, or of one alert), in (id, seq) order."""
+        sql = f"SELECT {', '.join(_EVENT_COLS)} FROM alert_events"
+        args: tuple[str, ...] = ()
+        if alert_id is not None:
+            sql += " WHERE id = ?"
+            args = (alert_id,)
+        cur = self._db.execute(sql + " ORDER BY id, seq", args)
+        return [AlertEvent.from_dict(dict(zip(_EVENT_COLS, r, strict=True))) for r in cur]
+
+    def history(self, alert_id: str) -> list[HistoryEntry]:
+        """Engine transitions and operator actions of one alert, in time order."""
+        out = [HistoryEntry(e.ts, e.event.value, e.actor, e.reason, e.level.colour, e.value, e.message, e.seq)
+               for e in self.events(alert_id)]
+        cur = self._db.execute("SELECT ts, action, actor, reason FROM alert_actions WHERE id = ? ORDER BY n",
+                               (alert_id,))
+        out.extend(HistoryEntry(float(ts), action, actor, reason) for ts, action, actor, reason in cur)
+        # stable: for equal times engine transitions (by seq) come before the actions (by insertion)
+        out.sort(key=lambda h: h.ts)
+        return out
+
+    def count_events(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM alert_events").fetchone()[0])
+
+
+_ALERT_FIELDS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state",
+                 "last_event", "started", "updated", "value", "message", "title", "owner", "playbook",
+                 "acked_by", "acked_at", "ack_reason", "resolved_by", "resolved_at")
+_ALERT_SELECT = ", ".join(_ALERT_FIELDS)
+
+
+def _states(state: str | Iterable[str]) -> list[str]:
+    names = [state] if isinstance(state, str) else list(state)
+    out: list[str] = []
+    for s in names:
+        out.extend(["firing", "acknowledged"] if s == "open" else [s])
+    valid = {"firing", "acknowledged", "resolved"}
+    bad = [s for s in out if s not in valid]
+    if bad:
+        raise StoreError(f"unknown alert state {bad[0]!r} (expected open, firing, acknowledged or resolved)")
+    return out
+
+
+def _alert_row(r: Sequence[Any]) -> AlertRow:
+    d = dict(zip(_ALERT_FIELDS, r, strict=True))
+    d["level"] = Level.parse(d["level"])
+    return AlertRow(**d)
+
+
+def _event_row(e: AlertEvent) -> tuple[Any, ...]:
+    return (e.id, e.seq, e.rule, e.kind.value, e.subject, e.sensor, e.domain, e.district, e.level.colour,
+            e.state.value, e.event.value, e.started, e.ts, e.value, e.message, e.title, e.owner, e.playbook,
+            e.actor, e.reason)
+
+
+def _alert_params(e: AlertEvent) -> dict[str, Any]:
+    return {
+        "id": e.id, "seq": e.seq, "rule": e.rule, "kind": e.kind.value, "subject": e.subject, "sensor": e.sensor,
+        "domain": e.domain, "district": e.district, "level": e.level.colour, "level_n": int(e.level),
+        "state": "resolved" if e.event == EventKind.RESOLVED else "firing", "event": e.event.value,
+        "started": e.started, "ts": e.ts, "value": e.value, "message": e.message, "title": e.title,
+        "owner": e.owner, "playbook": e.playbook,
+    }
