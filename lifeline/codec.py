@@ -92,7 +92,7 @@ def decode(
     try:
         domain, sensor = split_topic(topic, prefix)
         obj = _parse_json(payload, limits)
-        _decode_obj(obj, domain, sensor, registry, received_at, limits, out, topic)
+        _decode_obj(obj, _Where(domain, sensor, topic, registry, received_at, limits), out)
     except _Reject as rej:
         out.dead.append(DeadLetter(rej.reason, rej.detail, topic, _excerpt(payload)))
     return out
@@ -123,7 +123,7 @@ def decode_line(
             domain = item.get("domain") or (known.domain if known else "")
             if not isinstance(domain, str) or not domain:
                 raise _Reject("unknown_sensor", f"{where}sensor {sensor!r} is not in the registry")
-            _decode_obj(item, domain, sensor, registry, received_at, limits, out, f"{domain}/{sensor}")
+            _decode_obj(item, _Where(domain, sensor, f"{domain}/{sensor}", registry, received_at, limits), out)
     except _Reject as rej:
         out.dead.append(DeadLetter(rej.reason, where + rej.detail, "", _excerpt(raw)))
     return out, None
@@ -142,7 +142,7 @@ def _parse_json(payload: bytes, limits: Limits) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         msg = str(exc)
-        if "NaN" in msg or "Infinity" in msg or b"NaN" in payload or b"Infinity" in payload:
+        if "infinity" in msg.lower() or b"NaN" in payload or b"Infinity" in payload:
             raise _Reject("non_finite", "NaN and Infinity are not valid values") from None
         raise _Reject("not_json", f"payload is not JSON: {msg[:100]}") from None
 
@@ -154,28 +154,31 @@ def _ts_of(value: Any) -> float:
         raise _Reject("bad_ts", str(exc)) from None
 
 
-def _decode_obj(
-    obj: Any,
-    domain: str,
-    topic_sensor: str,
-    registry: Registry,
-    received_at: float | None,
-    limits: Limits,
-    out: Decoded,
-    topic: str,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a payload came from and what it is checked against."""
+
+    domain: str
+    topic_sensor: str
+    topic: str
+    registry: Registry
+    received_at: float | None
+    limits: Limits
+
+
+def _decode_obj(obj: Any, where: _Where, out: Decoded) -> None:
     if isinstance(obj, list):
-        if len(obj) > limits.max_batch:
-            raise _Reject("batch_too_large", f"batch of {len(obj)} items, over the limit of {limits.max_batch}")
+        if len(obj) > where.limits.max_batch:
+            raise _Reject("batch_too_large", f"batch of {len(obj)} items, over the limit of {where.limits.max_batch}")
         if not obj:
             raise _Reject("bad_shape", "batch is an empty array")
         for i, item in enumerate(obj):
             try:
-                _decode_one(item, domain, topic_sensor, registry, received_at, limits, out)
+                _decode_one(item, where, out)
             except _Reject as rej:
-                out.dead.append(DeadLetter(rej.reason, f"item {i}: {rej.detail}", topic, _short(item)))
+                out.dead.append(DeadLetter(rej.reason, f"item {i}: {rej.detail}", where.topic, _short(item)))
         return
-    _decode_one(obj, domain, topic_sensor, registry, received_at, limits, out)
+    _decode_one(obj, where, out)
 
 
 def _short(item: Any) -> str:
@@ -197,18 +200,11 @@ def _number(name: str, value: Any) -> float:
     raise _Reject("bad_type", f"metric {name!r}: expected a number or boolean (got {got})")
 
 
-def _decode_one(
-    obj: Any,
-    domain: str,
-    topic_sensor: str,
-    registry: Registry,
-    received_at: float | None,
-    limits: Limits,
-    out: Decoded,
-) -> None:
+def _decode_one(obj: Any, where: _Where, out: Decoded) -> None:
+    domain, registry, limits, received_at = where.domain, where.registry, where.limits, where.received_at
     if not isinstance(obj, dict):
         raise _Reject("bad_shape", f"expected a JSON object (got {type(obj).__name__})")
-    sensor = obj.get("sensor", topic_sensor)
+    sensor = obj.get("sensor", where.topic_sensor)
     if not isinstance(sensor, str) or not sensor:
         raise _Reject("bad_type", f"'sensor' must be a non-empty string (got {_short(sensor)})")
     if registry.domains and domain not in registry.domains:
