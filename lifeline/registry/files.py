@@ -1,31 +1,27 @@
-"""The sensor registry: which sensors exist, where, what they measure, who owns them.
+"""The sensor register (CSV or YAML) -> sensors, and ``load_registry``: register + districts -> ``Registry``.
 
-Loaded from what a city exports: a CSV (or YAML) asset register and a GeoJSON of district
-polygons. Pure data once loaded; lookups are dict reads on the hot path.
-
-Loading never stops at the first problem: every problem is collected, each naming the file, the
-line (and column or field) and the offending value, and one ``RegistryError`` lists them all::
-
-    sensors.csv:17: column lon: expected a number (got 'abc')
+Every problem in every file is collected, each naming the file, the line (and column or field)
+and the offending value, and raised once as one ``RegistryError``; a loader never stops at the
+first problem and never returns a half-checked sensor. YAML is read with the safe loader only,
+so a register can never construct objects or run code. District polygons are read by
+``lifeline.registry.geojson``. Import these from ``lifeline.registry``, which re-exports them.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from lifeline.model import Sensor
-
-Ring = tuple[tuple[float, float], ...]
+from lifeline.registry.core import Registry, RegistryError
+from lifeline.registry.geojson import load_districts_geojson as load_districts_geojson
+from lifeline.registry.geojson import read_districts
 
 COLUMNS: tuple[str, ...] = (
     "id", "domain", "district", "lon", "lat", "asset", "asset_type", "owner", "interval_s", "metrics", "labels",
@@ -33,98 +29,6 @@ COLUMNS: tuple[str, ...] = (
 _REQUIRED: frozenset[str] = frozenset({"id", "domain", "lon", "lat", "metrics"})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ID = re.compile(r"^[^\s/+#]+$")  # usable as one MQTT topic level
-
-
-class RegistryError(ValueError):
-    """One or more problems in registry files; ``problems`` lists them all, one line each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
-
-
-@dataclass(frozen=True, slots=True)
-class District:
-    id: str
-    name: str
-    polygon: Ring  # outer ring, (lon, lat); for a MultiPolygon, the largest part's
-    properties: Mapping[str, Any] = field(default_factory=dict)
-    parts: tuple[Ring, ...] = ()  # every outer ring (MultiPolygon); empty means (polygon,)
-
-    def contains(self, lon: float, lat: float) -> bool:
-        """Point-in-polygon (even-odd) over every outer ring; holes are ignored."""
-        return any(_in_ring(ring, lon, lat) for ring in (self.parts or (self.polygon,)))
-
-
-class Registry:
-    """Sensors by id, districts by id, and the set of known domains.
-
-    ``strict``: readings from sensors not in the registry are dead-lettered (``unknown_sensor``).
-    """
-
-    def __init__(
-        self,
-        sensors: Iterable[Sensor] = (),
-        districts: Iterable[District] = (),
-        *,
-        domains: Iterable[str] = (),
-        strict: bool = True,
-    ) -> None:
-        self.sensors: dict[str, Sensor] = {s.id: s for s in sensors}
-        self.districts: dict[str, District] = {d.id: d for d in districts}
-        self.domains: frozenset[str] = frozenset(domains) | {s.domain for s in self.sensors.values()}
-        self.strict = strict
-        self._numeric: dict[str, dict[str, float]] = {}
-
-    def get(self, sensor_id: str) -> Sensor | None:
-        return self.sensors.get(sensor_id)
-
-    def __len__(self) -> int:
-        return len(self.sensors)
-
-    def numeric_labels(self, sensor_id: str) -> dict[str, float]:
-        """The sensor's labels that parse as finite numbers (``p_set_mpa=0.3`` -> 0.3), cached.
-
-        Labels stay strings on ``Sensor``; rules that compare against a label (gas set pressure,
-        bridge reference frequency) read them here. An unknown sensor has no labels: ``{}``.
-        """
-        cached = self._numeric.get(sensor_id)
-        if cached is None:
-            sensor = self.sensors.get(sensor_id)
-            cached = {} if sensor is None else _numeric(sensor.labels)
-            self._numeric[sensor_id] = cached
-        return cached
-
-    def district_at(self, lon: float, lat: float) -> District | None:
-        """The first district (in id order) whose polygon contains the point."""
-        for key in sorted(self.districts):
-            if self.districts[key].contains(lon, lat):
-                return self.districts[key]
-        return None
-
-
-def _numeric(labels: Mapping[str, str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, text in labels.items():
-        try:
-            value = float(text)
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            out[key] = value
-    return out
-
-
-def _in_ring(ring: Ring, lon: float, lat: float) -> bool:
-    inside = False
-    n = len(ring)
-    for i in range(n):
-        x1, y1 = ring[i]
-        x2, y2 = ring[(i + 1) % n]
-        if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
-            inside = not inside
-    return inside
-
 
 # ---------------------------------------------------------------------------------------- sensors
 
@@ -360,113 +264,6 @@ def load_sensors_yaml(path: str | Path) -> list[Sensor]:
     return [s for s, _, _ in sensors]
 
 
-# -------------------------------------------------------------------------------------- districts
-
-
-def load_districts_geojson(path: str | Path) -> list[District]:
-    """Districts from a GeoJSON FeatureCollection of Polygon / MultiPolygon features with
-    ``properties.id`` and ``properties.name``; raise RegistryError listing every problem."""
-    problems: list[str] = []
-    districts = _load_districts(Path(path), problems)
-    if problems:
-        raise RegistryError(problems)
-    return districts
-
-
-def _load_districts(path: Path, problems: list[str]) -> list[District]:
-    name = str(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{name}: cannot read: {exc}")
-        return []
-    except json.JSONDecodeError as exc:
-        problems.append(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}")
-        return []
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        problems.append(f"{name}: type: expected a GeoJSON FeatureCollection")
-        return []
-    features = doc.get("features")
-    if not isinstance(features, list):
-        problems.append(f"{name}: features: expected a list")
-        return []
-    out: list[District] = []
-    seen: set[str] = set()
-    for i, feature in enumerate(features):
-        district = _district(feature, f"{name}: features[{i}]", problems)
-        if district is None:
-            continue
-        if district.id in seen:
-            problems.append(f"{name}: features[{i}].properties.id: duplicate district id {district.id!r}")
-            continue
-        seen.add(district.id)
-        out.append(district)
-    return out
-
-
-def _district(feature: object, where: str, problems: list[str]) -> District | None:
-    if not isinstance(feature, dict):
-        problems.append(f"{where}: expected a Feature object")
-        return None
-    props = feature.get("properties")
-    props = props if isinstance(props, dict) else {}
-    ok = True
-    for key in ("id", "name"):
-        value = props.get(key)
-        if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
-            problems.append(f"{where}.properties.{key}: required, a non-empty string (got {value!r})")
-            ok = False
-    rings = _rings(feature.get("geometry"), f"{where}.geometry", problems)
-    if not ok or not rings:
-        return None
-    largest = max(rings, key=_ring_area)
-    extra = {k: v for k, v in props.items() if k not in ("id", "name")}
-    return District(id=str(props["id"]).strip(), name=str(props["name"]).strip(), polygon=largest,
-                    properties=extra, parts=tuple(rings) if len(rings) > 1 else ())
-
-
-def _rings(geometry: object, where: str, problems: list[str]) -> list[Ring]:
-    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-        got = geometry.get("type") if isinstance(geometry, dict) else geometry
-        problems.append(f"{where}.type: expected 'Polygon' or 'MultiPolygon' (got {got!r})")
-        return []
-    coords = geometry.get("coordinates")
-    polygons = [coords] if geometry["type"] == "Polygon" else coords
-    if not isinstance(polygons, list) or not polygons:
-        problems.append(f"{where}.coordinates: expected a non-empty list")
-        return []
-    rings: list[Ring] = []
-    for j, polygon in enumerate(polygons):
-        at = f"{where}.coordinates" + ("" if geometry["type"] == "Polygon" else f"[{j}]")
-        ring = _ring(polygon[0] if isinstance(polygon, list) and polygon else None, f"{at}[0]", problems)
-        if ring is not None:
-            rings.append(ring)
-    return rings
-
-
-def _ring(raw: object, where: str, problems: list[str]) -> Ring | None:
-    if not isinstance(raw, list) or len(raw) < 4:
-        problems.append(f"{where}: expected a linear ring of at least 4 [lon, lat] positions")
-        return None
-    points: list[tuple[float, float]] = []
-    for k, pos in enumerate(raw):
-        if (not isinstance(pos, list) or len(pos) < 2
-                or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in pos[:2])
-                or not (-180 <= pos[0] <= 180 and -90 <= pos[1] <= 90)):
-            problems.append(f"{where}[{k}]: expected [lon, lat] in degrees (got {pos!r})")
-            return None
-        points.append((float(pos[0]), float(pos[1])))
-    if points[0] != points[-1]:
-        problems.append(f"{where}: ring is not closed (first {list(points[0])} != last {list(points[-1])})")
-        return None
-    return tuple(points[:-1])
-
-
-def _ring_area(ring: Ring) -> float:
-    n = len(ring)
-    return abs(sum(ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1] for i in range(n))) / 2
-
-
 # --------------------------------------------------------------------------------------- registry
 
 
@@ -480,7 +277,7 @@ def load_registry(
     """
     problems: list[str] = []
     loaded = _load_sensors(sensors_path, problems)
-    districts = _load_districts(Path(districts_path), problems) if districts_path is not None else []
+    districts = read_districts(Path(districts_path), problems) if districts_path is not None else []
     if districts_path is not None and districts:
         known = {d.id for d in districts}
         for sensor, where, _ in loaded:
