@@ -4,18 +4,28 @@ One batch at a time, in this order (the order is the guarantee):
 
 1. take up to N messages from the MQTT source (QoS 1, persistent session, not yet acknowledged);
 2. decode them (receive time from the injected Clock) and run ``Engine.process``;
-3. append the accepted inputs to the journal (one unbuffered write);
-4. in ONE SQLite transaction: the batch's alert events, dead-letter counts and the engine checkpoint
-   (snapshot + journal offset after step 3);
+3. append the accepted inputs to the journal (one unbuffered write): the journal is the write-ahead log;
+4. in ONE SQLite transaction: the batch's alert events, dead-letter counts and the journal offset the
+   batch reaches (the *committed offset*); at most every ``checkpoint_interval_s`` (and at a clean
+   stop) the same transaction also carries the engine checkpoint (snapshot + its journal offset).
+   Without a journal every batch carries the checkpoint;
 5. only then publish alerts (``lifeline/alerts/<domain>/<sensor>``) and dead letters
    (``lifeline/deadletter``), and write ``--alerts-out``;
 6. acknowledge the batch's messages.
 
 A crash anywhere before 6 means the broker redelivers the batch. On start the engine is restored from
-the checkpoint and the journal is cut back to the checkpoint's offset, so the journal holds exactly the
-inputs the committed state reflects; redelivered inputs the engine had already consumed are
-dead-lettered (``late`` / ``duplicate_seq``) and journaled as such, so a backtest of the journal
-reproduces the store. Nothing in one bad batch may stop the runner.
+the checkpoint and the journal between the checkpoint's offset and the committed offset is replayed
+through it (recomputing the state of the batches committed since the checkpoint); whatever the journal
+holds past the committed offset belongs to a batch that was never committed nor acknowledged, so it is
+cut off and the broker redelivers it. Events re-derived by the replay were committed with their batch:
+they are not published again (``INSERT OR IGNORE`` keeps the store free of duplicates even if one were
+missing). Redelivered inputs the engine had already consumed are dead-lettered (``late`` /
+``duplicate_seq``) and journaled as such, so a backtest of the journal reproduces the store. Nothing in
+one bad batch may stop the runner.
+
+Why not a checkpoint per batch: serialising the full engine state cost more than everything else a
+batch does (``benchmarks/e2e_throughput.py``); replaying a few seconds of journal at engine speed on
+restart is cheap.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from typing import Any, TextIO
 import orjson
 
 from lifeline.clock import Clock, SystemClock
-from lifeline.codec import Limits, decode
+from lifeline.codec import Limits, decode, decode_line
 from lifeline.engine.processor import Engine, EngineOutput
 from lifeline.model import AlertEvent, DeadLetter, Reading
 from lifeline.registry import Registry
@@ -64,6 +74,7 @@ class RunConfig:
     idle_wait_s: float = 0.2  # how long one loop turn waits for the first message
     tick_interval_s: float | None = None  # wall-clock ticks when idle (None: only data moves time)
     status_interval_s: float = 5.0
+    checkpoint_interval_s: float = 5.0  # full engine snapshot at most this often (journal replay covers the rest)
     publish: bool = True  # publish alerts and dead letters over MQTT
     limits: Limits = field(default_factory=Limits)
     connect_timeout_s: float | None = None  # None: keep retrying in the background
@@ -94,7 +105,10 @@ class Runner:
         self.store: AlertStore | None = None
         self.journal: JournalWriter | None = None
         self.alerts_out: JsonlSink | None = None
-        self._snap: dict[str, Any] = {}
+        self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
+        self._snap_offset = 0  # ... and the journal offset it reflects
+        self._committed = 0  # journal offset of the last committed batch
+        self._checkpoint_at = 0.0
         self._pending: list[Message] = []
         self._last_input = 0.0
         self._last_tick = 0.0
@@ -116,28 +130,91 @@ class Runner:
         assert self.store is not None
         cp = self.store.checkpoint()
         offset = self.journal.offset if self.journal else 0
+        self._checkpoint_at = self.clock.monotonic()
         if cp is None:
             # A baseline checkpoint: a crash before the first batch commits cuts the journal back here.
-            self._snap = self.engine.snapshot()
-            self.store.commit_batch([], snapshot=self._snap, journal_offset=offset, now=self.clock.now())
+            self._checkpoint(offset)
             return
-        self.engine.restore(cp.snapshot)
-        self._snap = cp.snapshot
+        self._snap, self._snap_offset = cp.snapshot, cp.journal_offset
+        committed = max(self.store.committed_offset() or 0, cp.journal_offset)
         if self.journal is None:
+            self._committed = committed
+            self.engine.restore(self._snap)
             return
-        if offset > cp.journal_offset:
-            log.info("journal %s: cutting %d bytes written after the last checkpoint (they will be redelivered)",
-                     self.journal.path, offset - cp.journal_offset)
-            self.journal.truncate(cp.journal_offset)
-        elif offset < cp.journal_offset:
-            log.warning("journal %s is %d bytes, shorter than the checkpoint's offset %d: it lost inputs "
+        if offset > committed:
+            log.info("journal %s: cutting %d bytes written after the last commit (they will be redelivered)",
+                     self.journal.path, offset - committed)
+            self.journal.truncate(committed)
+        elif offset < committed:
+            log.warning("journal %s is %d bytes, shorter than the last commit's offset %d: it lost inputs "
                         "(moved or restored from a backup?); appending from here", self.journal.path, offset,
-                        cp.journal_offset)
-            self.store.commit_batch([], snapshot=self._snap, journal_offset=offset, now=self.clock.now())
+                        committed)
+            if offset < cp.journal_offset:
+                self._snap_offset = offset  # the checkpoint's state, continued from the journal's end
+            committed = offset
+        self._committed = committed
+        replayed = self._rewind()
+        if replayed or committed != cp.journal_offset:
+            self._checkpoint(committed)  # the next start need not replay this again
+
+    def _rewind(self) -> int:
+        """Put the engine in the state of the last commit: the checkpoint, then the journal from the
+        checkpoint's offset to the committed offset replayed through it. Returns the lines replayed."""
+        self.engine.restore(self._snap)
+        if self.journal is None or self._committed <= self._snap_offset:
+            return 0
+        start, end = self._snap_offset, self._committed
+        with open(self.journal.path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        if len(data) != end - start:
+            raise OSError(f"journal {self.journal.path}: {len(data)} bytes at offset {start}, "
+                          f"{end - start} expected")
+        lines = events = 0
+        batch: list[Reading] = []
+        derived: list[AlertEvent] = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            lines += 1
+            decoded, tick = decode_line(line, registry=self.registry, limits=self.config.limits,
+                                        where=f"{self.journal.path} (replay from {start}): ")
+            if decoded.dead:  # the journal holds only inputs the engine accepted before
+                log.warning("journal %s: replay: %s", self.journal.path, decoded.dead[0].detail)
+            if tick is not None:
+                if batch:
+                    derived.extend(self.engine.process(batch).events)
+                    batch = []
+                derived.extend(self.engine.tick(tick).events)
+            else:
+                batch.extend(decoded.readings)
+                if len(batch) >= 5000:  # cut between lines (payloads), as the live runner does
+                    derived.extend(self.engine.process(batch).events)
+                    batch = []
+        if batch:
+            derived.extend(self.engine.process(batch).events)
+        events = len(derived)
+        missing = self.store.commit_batch(derived) if derived and self.store else 0
+        if missing:
+            log.warning("journal replay re-derived %d alert events missing from the store; stored them now "
+                        "(not published)", missing)
+        log.info("journal %s: replayed %d lines (bytes %d..%d) since the checkpoint: %d alert events re-derived",
+                 self.journal.path, lines, start, end, events)
+        return lines
+
+    def _checkpoint(self, offset: int) -> None:
+        """Store a checkpoint of the engine's current state, which reflects the journal up to ``offset``."""
+        assert self.store is not None
+        snap = self.engine.snapshot()
+        self.store.commit_batch([], snapshot=snap, journal_offset=offset, now=self.clock.now())
+        self._snap, self._snap_offset, self._committed = snap, offset, offset
+        self._checkpoint_at = self.clock.monotonic()
 
     def close(self) -> None:
         try:
             self.source.stop()
+            if self.store is not None and self._committed != self._snap_offset:
+                self._checkpoint(self._committed)  # a clean stop restarts without replay
         finally:
             if self.alerts_out:
                 self.alerts_out.close()
@@ -226,7 +303,7 @@ class Runner:
         except Exception:
             log.exception("engine raised on a batch of %d readings; isolating the message that did it",
                           len(readings))
-        self.engine.restore(self._snap)
+        self._rewind()
         return self._isolate(decoded)
 
     def _isolate(self, decoded: list[_Decoded]) -> tuple[EngineOutput, list[Reading], list[DeadLetter]]:
@@ -252,19 +329,23 @@ class Runner:
 
     def _commit(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter], journal: bytes) -> None:
         assert self.store is not None
-        snap = self.engine.snapshot()
+        mono = self.clock.monotonic()
+        due = self.journal is None or mono - self._checkpoint_at >= self.config.checkpoint_interval_s
+        snap = self.engine.snapshot() if due else None
         before = self.journal.offset if self.journal else 0
         try:
             offset = self.journal.append(journal) if self.journal and journal else before
             self.store.commit_batch(events, dead_counts=Counter(d.reason for d in dead), snapshot=snap,
-                                    journal_offset=offset, now=self.clock.now())
+                                    journal_offset=offset, now=self.clock.now(), committed_offset=offset)
         except BaseException:
             # Undo: the engine and the journal go back to the last committed state.
             if self.journal:
                 self.journal.truncate(before)
-            self.engine.restore(self._snap)
+            self._rewind()
             raise
-        self._snap = snap
+        self._committed = offset
+        if snap is not None:
+            self._snap, self._snap_offset, self._checkpoint_at = snap, offset, mono
 
     def _deliver(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter]) -> None:
         """After the commit: counters, --alerts-out, MQTT. Failures here are logged, never retried

@@ -1,8 +1,11 @@
 """The alert store: SQLite (WAL), the system of record for alerts, their history and the engine checkpoint.
 
 A batch of engine output is written in ONE transaction: its alert events, the dead-letter counts and
-the engine checkpoint (snapshot + journal offset). Events are keyed (id, seq) and inserted with
-``INSERT OR IGNORE``, so re-processing a batch after a crash never duplicates anything.
+the journal offset it reaches (``committed_offset``); every few seconds the same transaction also
+carries the engine checkpoint (snapshot + the journal offset it reflects). On restart the runner
+restores the checkpoint and replays the journal from the checkpoint's offset to the committed offset.
+Events are keyed (id, seq) and inserted with ``INSERT OR IGNORE``, so re-processing a batch after a
+crash never duplicates anything.
 
 Operator actions (ack, manual resolve, comment) are appended to a separate, append-only action log
 with actor and reason; ``history`` merges both. This module must never talk to the network.
@@ -183,9 +186,15 @@ class AlertStore:
         snapshot: Mapping[str, Any] | None = None,
         journal_offset: int = 0,
         now: float = 0.0,
+        committed_offset: int | None = None,
     ) -> int:
-        """Store a batch's events, dead-letter counts and checkpoint atomically; return how many
-        events were new (the rest had been stored before: a re-processed batch)."""
+        """Store a batch's events, dead-letter counts and (optionally) checkpoint atomically; return how
+        many events were new (the rest had been stored before: a re-processed batch).
+
+        ``committed_offset``: the journal length whose inputs this commit completes (recorded with the
+        batch; with a ``snapshot`` it defaults to ``journal_offset``)."""
+        if committed_offset is None and snapshot is not None:
+            committed_offset = journal_offset
         with self._tx() as db:
             before = db.total_changes
             rows = [_event_row(e) for e in events]
@@ -203,7 +212,14 @@ class AlertStore:
                     "INSERT OR REPLACE INTO checkpoint VALUES (1, ?, ?, ?)",
                     (orjson.dumps(snapshot), journal_offset, now),
                 )
+            if committed_offset is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('journal_committed', ?)", (str(committed_offset),))
         return new
+
+    def committed_offset(self) -> int | None:
+        """The journal offset of the last committed batch (None: never recorded)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'journal_committed'").fetchone()
+        return None if row is None else int(row[0])
 
     def checkpoint(self) -> Checkpoint | None:
         row = self._db.execute("SELECT snapshot, journal_offset, updated FROM checkpoint WHERE k = 1").fetchone()

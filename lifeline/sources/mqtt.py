@@ -6,12 +6,23 @@ message only after the alerts it produced are committed, so a crash means redeli
 paho's network loop is the throughput bottleneck (~17-20 k msg/s here), so ``on_message`` only
 appends to a deque; decoding happens in the runner's thread, in batches.
 
+Two things keep paho's thread and the runner's thread from fighting over the GIL (measured by
+``benchmarks/e2e_throughput.py``):
+
+- reads are buffered (``_BufferedClient``): stock paho makes three ``recv`` syscalls per message
+  (type byte, length byte, body), and each one releases the GIL; while the runner computes, paho then
+  waits up to a switch interval (5 ms) to get it back, for one message. Here one ``recv`` of up to
+  64 KiB feeds every complete packet in it;
+- a batch's PUBACKs go out as one write (``ack``) instead of one queued packet, one wake-up byte and one
+  lock round per message.
+
 This module never decodes payloads and never touches the store.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections import deque
@@ -19,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from lifeline.clock import Clock, SystemClock
 from lifeline.errors import LifelineError
@@ -37,6 +48,41 @@ class Message(NamedTuple):
     mid: int
     qos: int
     received: float  # epoch seconds from the injected clock
+
+
+_PUBACK = struct.Struct("!BBH")
+_READ_CHUNK = 65536
+
+
+class _BufferedClient(mqtt.Client):
+    """paho's client with buffered socket reads (see the module doc). Relies on paho 2.x internals
+    (``_sock_recv``, ``loop_read``), checked by ``MqttSource`` at construction."""
+
+    _rbuf: bytes = b""
+    _rpos: int = 0
+    _rsock: object = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rsock is not self._sock:  # a new connection: nothing buffered belongs to it
+            self._rbuf, self._rpos, self._rsock = b"", 0, self._sock
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            data = super()._sock_recv(max(bufsize, _READ_CHUNK))
+            if len(data) <= bufsize:
+                self._rbuf, self._rpos = b"", 0
+                return data
+            self._rbuf, self._rpos = buf, pos = data, 0
+        end = pos + bufsize
+        self._rpos = end
+        return buf[pos:end]
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        # Handle every packet already buffered: select() cannot see them, and would otherwise wait
+        # (up to a second) for new bytes on the socket before they are handled.
+        while True:
+            rc = super().loop_read(max_packets)
+            if rc or self._rpos >= len(self._rbuf) or self._rsock is not self._sock:
+                return rc
 
 
 class MqttError(LifelineError):
@@ -76,7 +122,9 @@ class MqttSource:
         self.connects = 0
         self.last_error = ""
         self.publish_failures = 0
-        c = mqtt.Client(
+        # paho internals we lean on (2.x); without them, stock paho and one PUBACK per message.
+        self._fast = all(hasattr(mqtt.Client, a) for a in ("_sock_recv", "loop_read", "_packet_queue"))
+        c = (_BufferedClient if self._fast else mqtt.Client)(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=settings.clean_session,
@@ -185,7 +233,14 @@ class MqttSource:
         return [popleft() for _ in range(min(max_n, len(q)))]
 
     def ack(self, messages: list[Message]) -> None:
-        """Acknowledge, in receive order (MQTT requires PUBACKs in order)."""
+        """Acknowledge, in receive order (MQTT requires PUBACKs in order): QoS 1 PUBACKs of the batch
+        as one write (paho's ``ack`` queues one packet and one wake-up per message)."""
+        if self._fast and all(m.qos == 1 for m in messages):
+            pack = _PUBACK.pack
+            data = b"".join([pack(mqtt.PUBACK, 2, m.mid) for m in messages])
+            if data:
+                self._client._packet_queue(mqtt.PUBACK, data, 0, 0)
+            return
         ack = self._client.ack
         for m in messages:
             if m.qos > 0:
