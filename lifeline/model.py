@@ -92,10 +92,12 @@ class AlertState(enum.StrEnum):
 
 
 class AlertKind(enum.StrEnum):
-    """Safety alerts are about the city; ``nodata`` alerts are about the sensor's health."""
+    """Safety alerts are about the city; ``nodata`` and ``health`` alerts are about the sensor
+    (silent; stuck, spiking or drifting) and must not be read as incidents."""
 
     SAFETY = "safety"
     NODATA = "nodata"
+    HEALTH = "health"
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,26 @@ def threshold_rule(
     )
 
 
+def detector_rule(
+    rule_id: str = "gas.methane.unstable",
+    metric: str = "ch4_lel",
+    detector: str = "robust_zscore",
+    params: Mapping[str, object] | None = None,
+    levels: Mapping[str, float] | None = None,
+    *,
+    on: str = "score",
+    for_s: float = 0.0,
+) -> Rule:
+    """A threshold rule whose thresholds apply to a streaming detector's verdict."""
+    from dataclasses import replace
+
+    from lifeline.detectors import DETECTORS
+
+    base = threshold_rule(rule_id, metric, levels or {"yellow": 0.6, "orange": 0.85}, for_s=for_s)
+    return replace(base, detector=detector, detector_params=dict(params or {}),
+                   detector_on="value" if on == "value" else "score", health=DETECTORS.get(detector).health)
+
+
 def nodata_rule(rule_id: str = "gas.sensor.nodata", *, intervals: float = 3.0, level: Level = Level.BLUE) -> Rule:
     return Rule(id=rule_id, domain=rule_id.split(".")[0], kind="nodata", title=rule_id, source="<test>",
                 level=level, nodata_intervals=intervals, message="no data from {sensor}")

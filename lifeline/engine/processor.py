@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lifeline.detectors import DETECTORS, Detector
 from lifeline.engine.lifecycle import Lifecycle, Transition
 from lifeline.model import AlertEvent, AlertKind, AlertState, DeadLetter, EventKind, Level, Reading, Sensor
 from lifeline.registry import Registry
@@ -110,6 +111,7 @@ class Engine:
                     self._safety.setdefault((rule.domain, m), []).append(rule)
         self._sensors: dict[str, _SensorState] = {}
         self._lifecycles: dict[tuple[str, str], Lifecycle] = {}
+        self._detectors: dict[tuple[str, str], Detector] = {}
         self.watermark: float | None = None
         self._next_check: float | None = None
         self._order: list[_SensorState] | None = None  # sensors by id, for the staleness scan
@@ -240,6 +242,8 @@ class Engine:
                     emit(rule, lc, tr, st, ts, None, out)
 
             return on_condition
+        if rule.detector is not None:
+            return self._detector_evaluator(rule, lc)
         th, value = rule.thresholds, rule.value
         assert th is not None and (value is not None or len(rule.metrics) == 1)
         lowest = th.levels[0][1]
@@ -270,6 +274,44 @@ class Engine:
 
         return on_threshold
 
+    def _detector(self, rule: Rule, subject: str) -> Detector:
+        key = (rule.id, subject)
+        det = self._detectors.get(key)
+        if det is None:
+            assert rule.detector is not None
+            det = self._detectors[key] = DETECTORS.get(rule.detector).from_config(rule.detector_params)
+        return det
+
+    def _detector_evaluator(self, rule: Rule, lc: Lifecycle) -> Evaluator:
+        """value -> detector.update -> verdict (score or value) -> thresholds -> lifecycle.
+        The detector sees every observation, also while no alert is open."""
+        emit = self._emit
+        th, value = rule.thresholds, rule.value
+        assert th is not None
+        compute = _fast(value) if value is not None else None
+        metric = rule.metrics[0] if value is None else ""
+        det = self._detector(rule, lc.subject)
+        update = det.update
+        on_score = rule.detector_on == "score"
+        lowest, above, hyst, level_of = th.levels[0][1], th.direction == "above", th.hysteresis, th.level_of
+
+        def on_detector(st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
+            try:
+                x = st.values[metric] if compute is None else compute(st.values)
+            except KeyError:
+                return
+            verdict = update(ts, x, st.values)
+            if verdict is None:  # warm-up or NaN: no evidence either way
+                return
+            v = verdict.score if on_score else verdict.value
+            if lc.idle and ((v < lowest) if above else (v > lowest)):
+                return
+            tr = lc.step(level_of(v), level_of(v, hyst), ts)
+            if tr is not None:
+                emit(rule, lc, tr, st, ts, v, out)
+
+        return on_detector
+
     def _emit(self, rule: Rule, lc: Lifecycle, tr: Transition, st: _SensorState, ts: float,
               value: float | None, out: list[AlertEvent]) -> None:
         s = st.sensor
@@ -281,7 +323,7 @@ class Engine:
             message = rule.message.format_map(fmt) if rule.message else rule.title
         except (ValueError, TypeError, IndexError, AttributeError) as exc:
             message = f"{rule.title} ({type(exc).__name__} in message template)"
-        kind = AlertKind.NODATA if rule.kind == "nodata" else AlertKind.SAFETY
+        kind = AlertKind.NODATA if rule.kind == "nodata" else (AlertKind.HEALTH if rule.health else AlertKind.SAFETY)
         state = AlertState.RESOLVED if tr.event == EventKind.RESOLVED else AlertState.FIRING
         out.append(AlertEvent(
             id=lc.alert, seq=lc.seq, rule=rule.id, kind=kind, subject=lc.subject, sensor=st.id,
@@ -359,6 +401,7 @@ class Engine:
                 for sid, st in self._sensors.items()
             },
             "lifecycles": [lc.snapshot() for lc in self._lifecycles.values() if not lc.idle or lc.down_since],
+            "detectors": [[rule, subject, det.snapshot()] for (rule, subject), det in self._detectors.items()],
         }
 
     def restore(self, snap: Mapping[str, Any]) -> None:
@@ -366,6 +409,7 @@ class Engine:
             raise ValueError(f"unsupported engine snapshot version {snap.get('version')!r}")
         self._sensors.clear()
         self._lifecycles.clear()
+        self._detectors.clear()
         self.watermark = snap["watermark"]
         self._next_check = snap["next_check"]
         for sid, d in snap["sensors"].items():
@@ -380,6 +424,11 @@ class Engine:
             if rule is None:  # the rule was removed since the snapshot: its state is dropped
                 continue
             self.lifecycle(rule, d["subject"]).restore(d)
+        for rule_id, subject, state in snap.get("detectors", []):
+            rule = rules.get(rule_id)
+            if rule is None or rule.detector is None:
+                continue
+            self._detector(rule, subject).restore(state)
         for st in self._sensors.values():
             st.stale = any(lc.level is not None for _, lc in self._nodata_of(st))
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from lifeline.model import Level
 
 RuleKind = Literal["threshold", "condition", "nodata"]
+DetectorOutput = Literal["score", "value"]
 Direction = Literal["above", "below"]
 
 
@@ -75,6 +76,12 @@ class Rule:
     message: str = ""
     playbook: str = ""
     owner: str = ""
+    # A threshold rule may put a streaming detector between the value and the thresholds: the
+    # thresholds then apply to the detector's verdict (its ``score`` in [0, 1], or its ``value``).
+    detector: str | None = None  # registry key in lifeline.detectors.DETECTORS
+    detector_params: Mapping[str, Any] = field(default_factory=dict)
+    detector_on: DetectorOutput = "score"
+    health: bool = False  # findings are about the sensor (stuck, spike), not about the city
 
 
 @dataclass(frozen=True, slots=True)

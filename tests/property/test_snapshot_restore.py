@@ -9,13 +9,14 @@ from hypothesis import strategies as st
 from lifeline.engine import Engine
 from lifeline.model import Reading
 from lifeline.rules.model import RuleSet
-from lifeline.testing import nodata_rule, registry_of, sensors, threshold_rule
+from lifeline.testing import detector_rule, nodata_rule, registry_of, sensors, threshold_rule
 
 T0 = 1_764_403_200.0
 RULES = RuleSet((
     threshold_rule(hysteresis=2, for_s=20, clear_for_s=10),
     threshold_rule("gas.pressure.low", "p", {"yellow": 0.2, "red": 0.1}, direction="below", hysteresis=0.02),
     nodata_rule(intervals=2),
+    detector_rule(params={"window": 8, "min_samples": 4}),
 ))
 REG = registry_of(sensors("gas", 3, interval_s=15))
 

@@ -129,3 +129,26 @@ def test_engine_bad_quality_is_not_evaluated_but_counts_as_data() -> None:
     eng = _engine(threshold_rule(), nodata_rule())
     out = eng.process([Reading("gas-0000", "gas", "ch4_lel", T0 + i, 90.0, quality="bad") for i in range(0, 600, 60)])
     assert out.events == []
+
+
+def test_engine_detector_rule_maps_score_to_levels() -> None:
+    """A detector between value and thresholds: a steady series stays quiet, a jump fires on the score."""
+    from lifeline.testing import detector_rule
+
+    rule = detector_rule(params={"window": 20, "min_samples": 10, "z_floor": 3.0, "z_scale": 3.0})
+    eng = _engine(rule)
+    steady = [(float(i), 2.0 + 0.1 * (i % 3)) for i in range(30)]
+    assert _events(eng, steady) == []
+    assert _events(eng, [(30.0, 40.0)]) == [(30.0, "fired", "orange")]
+
+
+def test_engine_detector_state_survives_snapshot() -> None:
+    """The detector's window is part of the engine snapshot: a restored engine fires identically."""
+    from lifeline.testing import detector_rule
+
+    rule = detector_rule(params={"window": 20, "min_samples": 10})
+    a = _engine(rule)
+    _events(a, [(float(i), 2.0 + 0.1 * (i % 3)) for i in range(30)])
+    b = _engine(rule)
+    b.restore(a.snapshot())
+    assert _events(b, [(30.0, 40.0)]) == _events(a, [(30.0, 40.0)]) == [(30.0, "fired", "orange")]

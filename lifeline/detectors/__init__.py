@@ -1,0 +1,14 @@
+"""Streaming detectors, one per module; ``DETECTORS`` maps a rule's ``detector.type`` to its class.
+
+The contract is in ``base``; every registered detector passes the conformance suite
+(``tests/unit/test_detector_conformance.py``) for free.
+"""
+
+from lifeline.detectors.base import Detector, ParamError, Params, Verdict
+from lifeline.plugins import PluginRegistry
+
+DETECTORS: PluginRegistry[Detector] = PluginRegistry("detector", Detector, {
+    "robust_zscore": "lifeline.detectors.robust_zscore:RobustZScoreDetector",
+})
+
+__all__ = ["DETECTORS", "Detector", "ParamError", "Params", "Verdict"]
