@@ -1,7 +1,7 @@
 """The pure processor: readings in event-time order per sensor -> AlertEvents and dead letters.
 
 Deterministic: output depends only on the inputs (readings and ticks) and their order, never on
-the wall clock, randomness or I/O. All mutable state is in ``_SensorState`` and ``Lifecycle``
+the wall clock, randomness or I/O. All mutable state is in ``SensorState`` and ``Lifecycle``
 objects and round-trips through ``snapshot`` / ``restore`` without changing any later output.
 
 Hot path: one dict lookup binds (sensor, metric) to the rule evaluators that apply; a threshold
@@ -11,15 +11,17 @@ rule with no open alert costs one comparison when the value is below its lowest 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lifeline.detectors import DETECTORS, Detector
+from lifeline.engine import evaluators
 from lifeline.engine.lifecycle import Lifecycle, Transition
-from lifeline.model import AlertEvent, AlertKind, AlertState, DeadLetter, EventKind, Level, Reading, Sensor
+from lifeline.engine.state import Evaluator, SensorState, group_of, rule_applies
+from lifeline.model import AlertEvent, AlertKind, AlertState, DeadLetter, EventKind, Level, Reading
 from lifeline.registry import Registry
-from lifeline.rules.model import Expr, Rule, RuleSet
+from lifeline.rules.model import Rule, RuleSet
 
 NODATA_CHECK_S = 10.0  # event-time cadence of the staleness scan
 
@@ -28,66 +30,6 @@ NODATA_CHECK_S = 10.0  # event-time cadence of the staleness scan
 class EngineOutput:
     events: list[AlertEvent] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-
-
-Evaluator = Callable[["_SensorState", float, list[AlertEvent]], None]
-
-
-class _Values(dict[str, float]):
-    """A sensor's latest metric values; a name that is not a metric falls back to the sensor's
-    numeric registry labels (``f1_ref_hz``), so compiled expressions read one mapping."""
-
-    __slots__ = ("labels",)
-
-    def __init__(self, labels: dict[str, float]) -> None:
-        super().__init__()
-        self.labels = labels
-
-    def __missing__(self, key: str) -> float:
-        return self.labels[key]
-
-
-class _SensorState:
-    __slots__ = ("binds", "by_rule", "domain", "id", "labels", "last_seen", "mseq", "mts", "nodata", "nodata_after",
-                 "sensor", "stale", "values")
-
-    def __init__(self, sid: str, domain: str, sensor: Sensor | None, labels: dict[str, float]) -> None:
-        self.id = sid
-        self.domain = domain
-        self.sensor = sensor
-        self.labels = labels
-        self.values = _Values(labels)
-        self.mts: dict[str, float] = {}
-        self.mseq: dict[str, int] = {}
-        self.last_seen: float | None = None
-        self.binds: dict[str, dict[Evaluator, None]] = {}  # metric -> evaluators (an ordered set)
-        self.by_rule: dict[str, Evaluator] = {}
-        self.nodata: list[tuple[Rule, Lifecycle]] | None = None
-        self.nodata_after = float("inf")  # the shortest staleness limit of its nodata rules
-        self.stale = False  # a nodata alert is open for this sensor
-
-
-def _numeric_labels(sensor: Sensor | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if sensor is None:
-        return out
-    for k, v in sensor.labels.items():
-        try:
-            out[k] = float(v)
-        except ValueError:
-            continue
-    return out
-
-
-def _rule_applies(rule: Rule, st: _SensorState) -> bool:
-    if rule.domain != st.domain:
-        return False
-    if rule.sensors is not None and st.id not in rule.sensors:
-        return False
-    s = st.sensor
-    if rule.asset_types is not None and (s is None or s.asset_type not in rule.asset_types):
-        return False
-    return all(s is not None and s.labels.get(k) == v for k, v in rule.labels.items())
 
 
 class _Fmt(dict[str, Any]):
@@ -109,12 +51,13 @@ class Engine:
             else:
                 for m in rule.metrics:
                     self._safety.setdefault((rule.domain, m), []).append(rule)
-        self._sensors: dict[str, _SensorState] = {}
+        self._sensors: dict[str, SensorState] = {}
         self._lifecycles: dict[tuple[str, str], Lifecycle] = {}
         self._detectors: dict[tuple[str, str], Detector] = {}
+        self._groups: dict[tuple[str, str], tuple[str, ...]] = {}
         self.watermark: float | None = None
         self._next_check: float | None = None
-        self._order: list[_SensorState] | None = None  # sensors by id, for the staleness scan
+        self._order: list[SensorState] | None = None  # sensors by id, for the staleness scan
         self.counts: Counter[str] = Counter()
 
     # ---- inputs -------------------------------------------------------------------------
@@ -126,7 +69,7 @@ class Engine:
         sensors = self._sensors
         wm = self.watermark
         group: dict[Evaluator, None] = {}
-        group_st: _SensorState | None = None
+        group_st: SensorState | None = None
         group_ts = 0.0
         n = 0
         for r in readings:
@@ -197,9 +140,9 @@ class Engine:
         return DeadLetter("late", f"sensor {r.sensor!r} metric {r.metric!r}: ts {r.ts!r} is not after "
                           f"the last accepted {last!r}", r.domain + "/" + r.sensor, "", r.sensor, r.ts)
 
-    def _new_sensor(self, sid: str, domain: str) -> _SensorState:
+    def _new_sensor(self, sid: str, domain: str) -> SensorState:
         sensor = self.registry.get(sid)
-        st = _SensorState(sid, domain, sensor, _numeric_labels(sensor))
+        st = SensorState(sid, domain, sensor)
         self._sensors[sid] = st
         self._order = None
         return st
@@ -212,67 +155,32 @@ class Engine:
             self._lifecycles[key] = lc
         return lc
 
-    def _bind(self, st: _SensorState, metric: str) -> dict[Evaluator, None]:
+    def _bind(self, st: SensorState, metric: str) -> dict[Evaluator, None]:
         bound: dict[Evaluator, None] = {}
         for rule in self._safety.get((st.domain, metric), ()):
-            if _rule_applies(rule, st):
+            if rule_applies(rule, st.id, st.domain, st.sensor) and (
+                    rule.neighbourhood is None or group_of(rule, st.sensor) is not None):
                 ev = st.by_rule.get(rule.id)
                 if ev is None:
-                    ev = st.by_rule[rule.id] = self._evaluator(rule, self.lifecycle(rule, st.id))
+                    ev = st.by_rule[rule.id] = self._evaluator(rule, st)
                 bound[ev] = None
         st.binds[metric] = bound
         return bound
 
-    def _evaluator(self, rule: Rule, lc: Lifecycle) -> Evaluator:
+    def _evaluator(self, rule: Rule, st: SensorState) -> Evaluator:
         emit = self._emit
+        if rule.neighbourhood is not None:
+            group = group_of(rule, st.sensor)
+            assert group is not None
+            subject = f"{rule.neighbourhood.group_by}:{group}" if rule.neighbourhood.measure == "count" else st.id
+            return evaluators.neighbourhood(rule, self.lifecycle(rule, subject), self._members(rule, group),
+                                            self._sensors, emit)
+        lc = self.lifecycle(rule, st.id)
         if rule.kind == "condition":
-            cond, level = rule.condition, rule.level
-            assert cond is not None and level is not None
-            test = _fast(cond)
-
-            def on_condition(st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
-                try:
-                    raw = level if test(st.values) else None
-                except KeyError:  # not every metric (or label) it reads is known yet
-                    return
-                if raw is None and lc.idle:
-                    return
-                tr = lc.step(raw, raw, ts)
-                if tr is not None:
-                    emit(rule, lc, tr, st, ts, None, out)
-
-            return on_condition
+            return evaluators.condition(rule, lc, emit)
         if rule.detector is not None:
-            return self._detector_evaluator(rule, lc)
-        th, value = rule.thresholds, rule.value
-        assert th is not None and (value is not None or len(rule.metrics) == 1)
-        lowest = th.levels[0][1]
-        above = th.direction == "above"
-        hyst = th.hysteresis
-        level_of = th.level_of
-        single: str | None = None
-        if value is None or value.source.strip() in value.names:
-            single = rule.metrics[0] if value is None else value.source.strip()
-        compute = _fast(value) if value is not None else None
-
-        def on_threshold(st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
-            if single is not None:
-                v = st.values[single]
-            else:
-                assert compute is not None
-                try:
-                    v = compute(st.values)
-                except KeyError:
-                    return
-                if v != v:  # NaN (e.g. division by zero) carries no evidence either way
-                    return
-            if lc.idle and ((v < lowest) if above else (v > lowest)):
-                return
-            tr = lc.step(level_of(v), level_of(v, hyst), ts)
-            if tr is not None:
-                emit(rule, lc, tr, st, ts, v, out)
-
-        return on_threshold
+            return evaluators.detector(rule, lc, self._detector(rule, st.id), emit)
+        return evaluators.threshold(rule, lc, emit)
 
     def _detector(self, rule: Rule, subject: str) -> Detector:
         key = (rule.id, subject)
@@ -282,37 +190,17 @@ class Engine:
             det = self._detectors[key] = DETECTORS.get(rule.detector).from_config(rule.detector_params)
         return det
 
-    def _detector_evaluator(self, rule: Rule, lc: Lifecycle) -> Evaluator:
-        """value -> detector.update -> verdict (score or value) -> thresholds -> lifecycle.
-        The detector sees every observation, also while no alert is open."""
-        emit = self._emit
-        th, value = rule.thresholds, rule.value
-        assert th is not None
-        compute = _fast(value) if value is not None else None
-        metric = rule.metrics[0] if value is None else ""
-        det = self._detector(rule, lc.subject)
-        update = det.update
-        on_score = rule.detector_on == "score"
-        lowest, above, hyst, level_of = th.levels[0][1], th.direction == "above", th.hysteresis, th.level_of
+    def _members(self, rule: Rule, group: str) -> tuple[str, ...]:
+        """Registered sensors of the rule's domain that the rule applies to and that share ``group``."""
+        key = (rule.id, group)
+        found = self._groups.get(key)
+        if found is None:
+            found = tuple(sorted(s.id for s in self.registry.sensors.values()
+                                 if rule_applies(rule, s.id, s.domain, s) and group_of(rule, s) == group))
+            self._groups[key] = found
+        return found
 
-        def on_detector(st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
-            try:
-                x = st.values[metric] if compute is None else compute(st.values)
-            except KeyError:
-                return
-            verdict = update(ts, x, st.values)
-            if verdict is None:  # warm-up or NaN: no evidence either way
-                return
-            v = verdict.score if on_score else verdict.value
-            if lc.idle and ((v < lowest) if above else (v > lowest)):
-                return
-            tr = lc.step(level_of(v), level_of(v, hyst), ts)
-            if tr is not None:
-                emit(rule, lc, tr, st, ts, v, out)
-
-        return on_detector
-
-    def _emit(self, rule: Rule, lc: Lifecycle, tr: Transition, st: _SensorState, ts: float,
+    def _emit(self, rule: Rule, lc: Lifecycle, tr: Transition, st: SensorState, ts: float,
               value: float | None, out: list[AlertEvent]) -> None:
         s = st.sensor
         district = s.district if s is not None else ""
@@ -334,14 +222,14 @@ class Engine:
         self.counts["events." + tr.event.value] += 1
 
     # ---- staleness ----------------------------------------------------------------------
-    def _nodata_of(self, st: _SensorState) -> list[tuple[Rule, Lifecycle]]:
+    def _nodata_of(self, st: SensorState) -> list[tuple[Rule, Lifecycle]]:
         if st.nodata is None:
             st.nodata = [(rule, self.lifecycle(rule, st.id)) for rule in self._nodata_rules.get(st.domain, ())
-                         if _rule_applies(rule, st)]
+                         if rule_applies(rule, st.id, st.domain, st.sensor)]
             st.nodata_after = min((self._nodata_after(rule, st) for rule, _ in st.nodata), default=float("inf"))
         return st.nodata
 
-    def _data_back(self, st: _SensorState, ts: float, out: list[AlertEvent]) -> None:
+    def _data_back(self, st: SensorState, ts: float, out: list[AlertEvent]) -> None:
         st.stale = False
         for rule, lc in self._nodata_of(st):
             if lc.level is not None:
@@ -382,7 +270,7 @@ class Engine:
                     self._emit(rule, lc, tr, st, wm, silent, out)
 
     @staticmethod
-    def _nodata_after(rule: Rule, st: _SensorState) -> float:
+    def _nodata_after(rule: Rule, st: SensorState) -> float:
         if rule.nodata_after_s is not None:
             return rule.nodata_after_s
         interval = st.sensor.interval_s if st.sensor is not None else 60.0
@@ -434,12 +322,6 @@ class Engine:
 
     def open_alerts(self) -> list[tuple[str, str, Level]]:
         return sorted((lc.rule, lc.subject, lc.level) for lc in self._lifecycles.values() if lc.level is not None)
-
-
-def _fast(expr: Expr) -> Callable[[Mapping[str, float]], float]:
-    """The compiled expression's raw function when it has one (skips a call on the hot path)."""
-    fn = getattr(expr, "fn", None)
-    return fn if callable(fn) else expr.__call__
 
 
 def process_all(engine: Engine, readings: Sequence[Reading], batch: int = 1000) -> EngineOutput:

@@ -52,6 +52,30 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class Neighbourhood:
+    """Compare a sensor with the other members of its group (same corridor, asset or district).
+
+    A member is *elevated* when its latest value of the rule's metric, no older than ``window_s``,
+    is at or above ``member_above`` (or at or below ``member_below``). ``measure: count`` makes the
+    group the alert's subject and its value the number of elevated members: several wells together
+    read as one incident. ``measure: isolated`` keeps the sensor as subject and gives 1 while it is
+    elevated and no other member is: a lone reading that its neighbours do not confirm is a
+    sensor-health finding."""
+
+    group_by: str  # "asset", "district" or the name of a sensor label (e.g. "corridor")
+    member_above: float | None = None
+    member_below: float | None = None
+    window_s: float = 900.0
+    measure: Literal["count", "isolated"] = "count"
+
+    def elevated(self, value: float) -> bool:
+        if self.member_above is not None:
+            return value >= self.member_above
+        assert self.member_below is not None
+        return value <= self.member_below
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One compiled rule. Exactly one of ``thresholds`` (kind threshold), ``condition``+``level``
     (kind condition) or ``nodata_after_s``/``nodata_intervals`` (kind nodata) is set."""
@@ -82,6 +106,7 @@ class Rule:
     detector_params: Mapping[str, Any] = field(default_factory=dict)
     detector_on: DetectorOutput = "score"
     health: bool = False  # findings are about the sensor (stuck, spike), not about the city
+    neighbourhood: Neighbourhood | None = None
 
 
 @dataclass(frozen=True, slots=True)

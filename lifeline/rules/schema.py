@@ -17,12 +17,13 @@ from typing import Any, Final, Protocol
 
 from lifeline.config.yamlmarks import Checker, Document, PathKey, describe, did_you_mean
 from lifeline.model import LEVEL_NAMES, Level
+from lifeline.rules.analysis import read_detector, read_neighbourhood
 from lifeline.rules.expr import CompiledExpr
 from lifeline.rules.model import Direction, Rule, RuleKind, Thresholds
 from lifeline.timefmt import TimeFormatError, parse_duration
 
 RULE_KEYS: Final = (
-    "id", "title", "match", "threshold", "condition", "level", "nodata", "detector",
+    "id", "title", "match", "threshold", "condition", "level", "nodata", "detector", "neighbourhood",
     "for", "clear_for", "message", "playbook", "owner",
 )
 MATCH_KEYS: Final = ("metric", "value", "labels", "label_names", "asset_types", "sensors")
@@ -205,44 +206,9 @@ class RuleReader:
         elif match.metric is not None:
             out["metrics"] = (match.metric,)
         out["thresholds"] = self._thresholds(m["threshold"])
-        out.update(self._detector(m))
+        out.update(read_detector(self.ck, self.path, m))
+        out.update(read_neighbourhood(self.ck, self.path, m, match.metric))
         out.update(self._timers(m))
-        return out
-
-    def _detector(self, m: dict[str, Any]) -> dict[str, Any]:
-        """``detector: {type: robust_zscore, window: 60}`` and ``threshold.on: score | value``."""
-        from lifeline.detectors import DETECTORS, ParamError
-
-        out: dict[str, Any] = {}
-        t = m.get("threshold")
-        on = t.get("on", "score") if isinstance(t, dict) else "score"
-        if on not in ("score", "value"):
-            self.ck.report(self.at("threshold", "on"), f"expected 'score' or 'value' (got {describe(on)})")
-        elif "detector" not in m and isinstance(t, dict) and "on" in t:
-            self.ck.report(self.at("threshold", "on"), "'on' applies only to a rule with a 'detector'", key=True)
-        if "detector" not in m:
-            return out
-        path = self.at("detector")
-        raw = m["detector"]
-        if not isinstance(raw, dict) or "type" not in raw:
-            self.ck.report(path, f"expected a mapping with 'type' and the detector's parameters (got {describe(raw)})")
-            return out
-        kind = raw["type"]
-        if not isinstance(kind, str) or kind not in DETECTORS:
-            hint = DETECTORS.suggest(kind) if isinstance(kind, str) else ""
-            self.ck.report((*path, "type"), f"unknown detector {describe(kind)}{hint}; known: "
-                                            f"{', '.join(DETECTORS.names())}")
-            return out
-        cls = DETECTORS.get(kind)
-        params = {k: v for k, v in raw.items() if k != "type"}
-        try:
-            cls.from_config(params)
-        except ParamError as exc:
-            for name, message in exc.problems:
-                where = (*path, name) if name in params else path
-                self.ck.report(where, message, key=message.startswith("unknown"))
-            return out
-        out.update(detector=kind, detector_params=params, detector_on=on, health=cls.health)
         return out
 
     def _thresholds(self, raw: Any) -> Thresholds | None:
