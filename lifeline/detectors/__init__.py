@@ -9,6 +9,11 @@ from lifeline.plugins import PluginRegistry
 
 DETECTORS: PluginRegistry[Detector] = PluginRegistry("detector", Detector, {
     "robust_zscore": "lifeline.detectors.robust_zscore:RobustZScoreDetector",
+    "rate_of_change": "lifeline.detectors.rate_of_change:RateOfChangeDetector",
+    "ewma": "lifeline.detectors.ewma:EWMADetector",
+    "cusum": "lifeline.detectors.cusum:CUSUMDetector",
+    "seasonal": "lifeline.detectors.seasonal:SeasonalDetector",
+    "forecast": "lifeline.detectors.forecast:ForecastDetector",
 })
 
 __all__ = ["DETECTORS", "Detector", "ParamError", "Params", "Verdict"]

@@ -1,0 +1,113 @@
+"""Rate of change: the least-squares slope of the value over the last ``window_s`` of event time.
+
+For signals whose danger is how fast they move, not where they are: road ponding "≥15 cm and rising
+faster than 1 cm/min" is red (REFERENCE §3.2 [D1]–[D5], ⚠INF pack), gas in a well "rise ≥5 %LEL/h"
+is yellow (REFERENCE §1.2, ⚠INF), a pipeline pressure "falling ≥5 %/5 min" is orange (§1.2).
+The slope is fitted over every observation whose ``ts`` lies in (now - window_s, now], so irregular
+sampling (a detector that uploads immediately on exceedance, §1.2 [G12]) weighs each reading by
+where it sits in time, not by its index; a lone spike moves the slope far less than a two-point
+difference would.
+
+``value`` is the signed slope in unit per ``per`` ("s", "min" or "h"); ``score`` is
+1 - 2^(-r / rate_scale), where r is the rate in the watched direction (``side``): 0.5 exactly at
+``rate_scale``, 0.75 at twice it, 0 for a rate in the other direction.
+No verdict until the window holds ``min_samples`` observations spanning at least ``min_span_s``
+(also after a silence longer than the window: an old level says nothing about the present rate).
+A reading whose ``ts`` is not after the previous one is ignored (the engine drops those as late).
+Cost per reading: O(n), n = observations in the window (at most ``max_samples``): two passes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lifeline.detectors.base import Detector, Params, Verdict, squash
+
+PER_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RateOfChangeParams(Params):
+    window_s: float = 600.0  # the slope is fitted over the observations of the last window_s of event time
+    min_samples: int = 3  # no verdict with fewer observations in the window
+    min_span_s: float = 120.0  # nor while they span less than this (two readings 1 s apart are no trend)
+    per: str = "min"  # time unit of the rate: "s", "min" or "h"
+    rate_scale: float = 1.0  # rate (unit per `per`) that scores 0.5; 1 cm/min is the ponding red trend (§3.2)
+    side: str = "both"  # "both", "up" (only rises score) or "down"
+    max_samples: int = 1000  # memory bound: beyond this many observations in the window the oldest go
+
+    def check(self) -> list[tuple[str, str]]:
+        out = []
+        if self.window_s <= 0:
+            out.append(("window_s", f"must be positive (got {self.window_s})"))
+        if self.max_samples < 2:
+            out.append(("max_samples", f"must be at least 2 (got {self.max_samples})"))
+        if not 2 <= self.min_samples <= max(self.max_samples, 2):
+            out.append(("min_samples", f"must be between 2 and max_samples={self.max_samples} "
+                                       f"(got {self.min_samples})"))
+        if not 0 <= self.min_span_s < self.window_s:
+            out.append(("min_span_s", f"must be at least 0 and less than window_s={self.window_s} "
+                                      f"(got {self.min_span_s})"))
+        if self.per not in PER_SECONDS:
+            out.append(("per", f"must be 's', 'min' or 'h' (got {self.per!r})"))
+        if self.rate_scale <= 0:
+            out.append(("rate_scale", f"must be positive (got {self.rate_scale})"))
+        if self.side not in ("both", "up", "down"):
+            out.append(("side", f"must be 'both', 'up' or 'down' (got {self.side!r})"))
+        return out
+
+
+def slope(ts: deque[float], xs: deque[float]) -> float:
+    """Least-squares slope of xs over ts (per second); needs two distinct times."""
+    n = len(ts)
+    t_ref = ts[-1]  # epoch seconds are ~1.7e9: centre on recent time before squaring
+    tbar = sum(t - t_ref for t in ts) / n
+    xbar = sum(xs) / n
+    sxx = sxy = 0.0
+    for t, x in zip(ts, xs, strict=True):
+        dt = t - t_ref - tbar
+        sxx += dt * dt
+        sxy += dt * (x - xbar)
+    return sxy / sxx
+
+
+class RateOfChangeDetector(Detector):
+    kind = "rate_of_change"
+    params_type = RateOfChangeParams
+    value_unit = "unit per `per` (least-squares slope over window_s)"
+
+    params: RateOfChangeParams
+
+    def reset(self) -> None:
+        self._ts: deque[float] = deque()
+        self._xs: deque[float] = deque()
+
+    def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
+        if value is None or not math.isfinite(value):
+            return None
+        if self._ts and ts <= self._ts[-1]:
+            return None
+        p = self.params
+        self._ts.append(float(ts))  # numpy scalars in, JSON-able state out
+        self._xs.append(float(value))
+        while ts - self._ts[0] >= p.window_s or len(self._ts) > p.max_samples:
+            self._ts.popleft()
+            self._xs.popleft()
+        if len(self._ts) < p.min_samples or ts - self._ts[0] < p.min_span_s:
+            return None
+        rate = slope(self._ts, self._xs) * PER_SECONDS[p.per]
+        r = abs(rate) if p.side == "both" else max(rate if p.side == "up" else -rate, 0.0)
+        return Verdict(squash(r, p.rate_scale / LN2), rate)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"ts": list(self._ts), "xs": list(self._xs)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.reset()
+        self._ts.extend(float(t) for t in state["ts"])
+        self._xs.extend(float(x) for x in state["xs"])
