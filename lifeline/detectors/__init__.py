@@ -9,6 +9,7 @@ from lifeline.plugins import PluginRegistry
 
 DETECTORS: PluginRegistry[Detector] = PluginRegistry("detector", Detector, {
     "robust_zscore": "lifeline.detectors.robust_zscore:RobustZScoreDetector",
+    "spectral_peak": "lifeline.detectors.spectral:SpectralPeakDetector",
     "flatline": "lifeline.detectors.flatline:FlatlineDetector",
     "spike": "lifeline.detectors.spike:SpikeDetector",
     "rate_of_change": "lifeline.detectors.rate_of_change:RateOfChangeDetector",

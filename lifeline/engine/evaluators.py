@@ -112,24 +112,40 @@ def detector(rule: Rule, lc: Lifecycle, det: Detector, emit: Emit) -> Evaluator:
 
 def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: Mapping[str, SensorState],
                   emit: Emit) -> Evaluator:
-    """Count the elevated members of the group (``count``: the lifecycle's subject is the group), or
-    give 1 while this sensor is the only elevated one (``isolated``: the subject is the sensor)."""
+    """``count``: the number of elevated members of the group (the lifecycle's subject is the group);
+    ``isolated``: 1 while this sensor is the only elevated member; ``residual``: how far this sensor's
+    value is from the median of the fresh group (absolute)."""
     hood, th = rule.neighbourhood, rule.thresholds
     assert hood is not None and th is not None
-    counting, metric, elevated, window = hood.measure == "count", rule.metrics[0], hood.elevated, hood.window_s
+    measure, metric, elevated, window = hood.measure, rule.metrics[0], hood.elevated, hood.window_s
     step = _stepper(th, lc, rule, emit)
 
-    def on_neighbourhood(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
+    def fresh(ts: float) -> list[tuple[SensorState, float]]:
         cutoff = ts - window
-        n, self_up = 0, False
+        out: list[tuple[SensorState, float]] = []
         for sid in members:
             other = sensors.get(sid)
             if other is None:
                 continue
             t, v = other.mts.get(metric), other.values.get(metric)
-            if t is not None and t >= cutoff and v is not None and elevated(v):
-                n += 1
-                self_up = self_up or other is me
-        step(me, ts, float(n) if counting else (1.0 if self_up and n == 1 else 0.0), out)
+            if t is not None and t >= cutoff and v is not None:
+                out.append((other, v))
+        return out
+
+    def on_neighbourhood(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
+        group = fresh(ts)
+        if measure == "residual":
+            mine = me.values.get(metric)
+            if mine is None or len(group) - 1 < hood.min_others:
+                return
+            # the median of the whole group, this sensor included: one drifting member of three or
+            # more cannot move it, so the steady neighbours read ~0 and only the drifter deviates
+            vs = sorted(v for _, v in group)
+            k = len(vs)
+            x = abs(mine - (vs[k // 2] if k % 2 else 0.5 * (vs[k // 2 - 1] + vs[k // 2])))
+        else:
+            up = [s for s, v in group if elevated(v)]
+            x = float(len(up)) if measure == "count" else (1.0 if up == [me] else 0.0)
+        step(me, ts, x, out)
 
     return on_neighbourhood

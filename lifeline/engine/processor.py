@@ -204,7 +204,8 @@ class Engine:
               value: float | None, out: list[AlertEvent]) -> None:
         s = st.sensor
         district = s.district if s is not None else ""
-        fmt = _Fmt(st.values)
+        fmt = _Fmt(st.labels)  # numeric labels (p_set_mpa), then metric values, then the fixed names
+        fmt.update(st.values)
         fmt.update(value=value if value is not None else float("nan"), level=tr.level.colour, sensor=st.id,
                    district=district, asset=s.asset if s is not None else "", rule=rule.id, title=rule.title)
         try:

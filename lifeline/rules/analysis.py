@@ -12,7 +12,7 @@ from typing import Any, Final
 from lifeline.config.yamlmarks import Checker, PathKey, describe
 from lifeline.rules.model import Neighbourhood
 
-NEIGHBOURHOOD_KEYS: Final = ("group_by", "member_above", "member_below", "window", "measure")
+NEIGHBOURHOOD_KEYS: Final = ("group_by", "member_above", "member_below", "window", "measure", "min_others")
 
 
 def read_detector(ck: Checker, path: PathKey, m: dict[str, Any]) -> dict[str, Any]:
@@ -61,18 +61,23 @@ def read_neighbourhood(ck: Checker, path: PathKey, m: dict[str, Any], metric: st
         return {}
     if metric is None:
         ck.report(where, "a neighbourhood compares one metric across sensors: use match.metric", key=True)
+    measure = n.get("measure", "count")
+    if measure not in ("count", "isolated", "residual"):
+        ck.report((*where, "measure"), f"expected 'count', 'isolated' or 'residual' (got {describe(measure)})")
     if "detector" in m:
         ck.report(where, "'neighbourhood' and 'detector' cannot both be given", key=True)
     group_by = ck.string(n["group_by"], (*where, "group_by")) if "group_by" in n else None
     bounds = [k for k in ("member_above", "member_below") if k in n]
-    if len(bounds) != 1:
+    if measure == "residual":
+        for k in bounds:
+            ck.report((*where, k), f"'{k}' has no effect with 'measure: residual'", key=True)
+    elif len(bounds) != 1:
         ck.report(where, "give exactly one of 'member_above' or 'member_below' (what counts as elevated)")
     values = {k: ck.number(n[k], (*where, k)) for k in bounds}
     window = ck.duration(n["window"], (*where, "window")) if "window" in n else 900.0
-    measure = n.get("measure", "count")
-    if measure not in ("count", "isolated"):
-        ck.report((*where, "measure"), f"expected 'count' or 'isolated' (got {describe(measure)})")
-    if len(ck.problems) > before or group_by is None or window is None or None in values.values():
+    others = ck.number(n["min_others"], (*where, "min_others"), minimum=1) if "min_others" in n else 2
+    if len(ck.problems) > before or group_by is None or window is None or None in values.values() or others is None:
         return {}
-    hood = Neighbourhood(group_by, values.get("member_above"), values.get("member_below"), window, measure)
-    return {"neighbourhood": hood, "health": measure == "isolated"}
+    hood = Neighbourhood(group_by, values.get("member_above"), values.get("member_below"), window, measure,
+                         int(others))
+    return {"neighbourhood": hood, "health": measure != "count"}

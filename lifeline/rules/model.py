@@ -60,13 +60,19 @@ class Neighbourhood:
     group the alert's subject and its value the number of elevated members: several wells together
     read as one incident. ``measure: isolated`` keeps the sensor as subject and gives 1 while it is
     elevated and no other member is: a lone reading that its neighbours do not confirm is a
-    sensor-health finding."""
+    sensor-health finding. ``measure: residual`` gives how far the sensor's value is from the median
+    of the fresh group, itself included (absolute, in the metric's unit; needs at least ``min_others``
+    fresh neighbours — use 2 or more so one drifting member cannot move the median): a sensor drifting
+    away from neighbours that do not follow it is a sensor-health finding. Threshold the magnitude
+    (a chart on the residual would also react to the small shift a drifter causes in its neighbours'
+    residuals when the median changes hands)."""
 
     group_by: str  # "asset", "district" or the name of a sensor label (e.g. "corridor")
     member_above: float | None = None
     member_below: float | None = None
     window_s: float = 900.0
-    measure: Literal["count", "isolated"] = "count"
+    measure: Literal["count", "isolated", "residual"] = "count"
+    min_others: int = 2  # residual: at least this many fresh neighbours, or no verdict
 
     def elevated(self, value: float) -> bool:
         if self.member_above is not None:

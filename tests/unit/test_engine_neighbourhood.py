@@ -97,3 +97,57 @@ def test_neighbourhood_survives_snapshot(tmp_path: Path) -> None:
     b = fresh.process([Reading("W1", "gas", "ch4_lel", T0 + 120, 1.0), Reading("W2", "gas", "ch4_lel", T0 + 121, 1.0)])
     assert [e.to_dict() for e in a.events] == [e.to_dict() for e in b.events]
     assert [e.event.value for e in a.events] == ["resolved"]
+
+
+RESIDUAL = """
+domain: water
+defaults: {owner: water_utility}
+rules:
+  - id: water.sensor.drift
+    title: Pressure logger drifting away from its neighbours
+    match: {metric: pressure_mpa}
+    neighbourhood: {group_by: asset, measure: residual, window: 10m, min_others: 2}
+    threshold: {direction: above, levels: {blue: 0.02}}   # MPa away from the main's median
+    for: 10m
+"""
+
+
+def test_neighbourhood_residual_flags_a_drifting_logger(tmp_path: Path) -> None:
+    """One logger drifting away from two steady neighbours on the same main raises a health alert on it;
+    the same drop on all three (a real pressure change) raises nothing."""
+    (tmp_path / "water.yaml").write_text(RESIDUAL)
+    nodes = [Sensor(f"N{i}", "water", "LY", 117.2, 31.8, asset="M1", asset_type="water_main") for i in range(3)]
+
+    def run(drift_all: bool) -> list[tuple[str, str, str, AlertKind]]:
+        eng = Engine(load_rules([tmp_path / "water.yaml"]), Registry(nodes))
+        out = []
+        for k in range(240):
+            drift = 0.0005 * max(0, k - 60)  # -0.03 MPa/h from minute 60
+            for i in range(3):
+                noise = 0.001 * (((k * 7 + i * 13) % 11) - 5) / 5
+                v = 0.3 + noise - (drift if (i == 0 or drift_all) else 0.0)
+                out += eng.process([Reading(f"N{i}", "water", "pressure_mpa", T0 + 60 * k + i, v)]).events
+        return [(e.rule, e.subject, e.event.value, e.kind) for e in out]
+
+    fired = run(drift_all=False)
+    assert fired[:1] == [("water.sensor.drift", "N0", "fired", AlertKind.HEALTH)]
+    assert {e[1] for e in fired} == {"N0"}
+    assert run(drift_all=True) == []
+
+
+def test_engine_message_fills_numeric_labels(tmp_path: Path) -> None:
+    """Message placeholders naming a numeric registry label (p_set_mpa) are filled with its value."""
+    (tmp_path / "gas.yaml").write_text("""
+domain: gas
+defaults: {owner: gas_company}
+rules:
+  - id: gas.pressure.deviation
+    title: Off set point
+    match: {value: "100 * abs(pressure_mpa - p_set_mpa) / p_set_mpa", label_names: [p_set_mpa]}
+    threshold: {direction: above, levels: {blue: 10}}
+    message: "{pressure_mpa:.2f} MPa vs set point {p_set_mpa} MPa"
+""")
+    eng = Engine(load_rules([tmp_path / "gas.yaml"]),
+                 Registry([Sensor("P1", "gas", "LY", 117.2, 31.8, labels={"p_set_mpa": "0.4"})]))
+    out = eng.process([Reading("P1", "gas", "pressure_mpa", T0, 0.3)]).events
+    assert [e.message for e in out] == ["0.30 MPa vs set point 0.4 MPa"]
