@@ -17,6 +17,7 @@ DETECTORS: PluginRegistry[Detector] = PluginRegistry("detector", Detector, {
     "cusum": "lifeline.detectors.cusum:CUSUMDetector",
     "seasonal": "lifeline.detectors.seasonal:SeasonalDetector",
     "forecast": "lifeline.detectors.forecast:ForecastDetector",
+    "ensemble": "lifeline.detectors.ensemble:EnsembleDetector",
 })
 
 __all__ = ["DETECTORS", "Detector", "ParamError", "Params", "Verdict"]
