@@ -2,7 +2,9 @@
 
     python -m benchmarks.scenario_eval [--seeds 5] [--quiet-days 3] [--rules rules/] [--jobs 2]
 
-Writes ``benchmarks/results/scenario_eval.md`` and ``benchmarks/results/scenario_eval.json``; progress
+Writes ``benchmarks/results/scenario_eval.md`` and ``benchmarks/results/scenario_eval.json``, and two plots
+linked from the markdown (matplotlib, the ``bench`` extra): ``scenario_eval_recall.png`` (recall per domain)
+and ``scenario_eval_ttd.png`` (time to detect per domain); progress
 goes to stderr. Everything runs in-process: the simulators (``simulators.runner.generate``) make the
 readings, ``Reading``s are built straight from ``Run.rows()`` (one payload = one row = one group of
 readings in one ``Engine.process`` call, as docs/engine.md requires) and the real ``Engine`` with the
@@ -75,6 +77,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import plots
 from lifeline import paths
 from lifeline.engine import Engine
 from lifeline.model import AlertEvent, EventKind, Reading
@@ -701,6 +704,36 @@ def _fmt_s(s: float | None) -> str:
     return f"{h}h {m:02d}m" if h else (f"{m}m {sec:02d}s" if m else f"{sec}s")
 
 
+#: The plots written next to scenario_eval.md (and linked from it); drawn from the figures only.
+PLOT_RECALL = "scenario_eval_recall.png"
+PLOT_TTD = "scenario_eval_ttd.png"
+
+
+def write_plots(fig: Mapping[str, Any], out: Path) -> list[Path]:
+    """Recall per domain (bars) and time to detect per domain (every detected incident, minutes, log scale) from
+    ``fig`` as ``build_figures`` makes it (or the ``figures`` part of scenario_eval.json)."""
+    by_domain = fig["incidents_by_domain"]
+    domains = sorted(by_domain, key=_domain_order)
+    cfg = fig["config"]
+    what = (f"seeds per incident kind and tier: {cfg['seeds']}, + the shipped scenarios demo and e2e_small; "
+            f"rules sha256 {cfg['rules_sha256_16']}, grace {_fmt_s(cfg['grace_s'])}")
+    recall = plots.bar_chart(
+        out / PLOT_RECALL, domains, [by_domain[d]["recall"] for d in domains],
+        value_labels=[f"{by_domain[d]['recall']:.2f}\n({by_domain[d]['detected']}/{by_domain[d]['incidents']})"
+                      for d in domains],
+        reference_lines={"target: recall 1.0": 1.0}, ylim=(0.0, 1.18),
+        title="Incident recall per domain (a safety alert fired on an affected sensor in time)",
+        ylabel="recall (detected / injected)", xlabel="domain", note=what)
+    ttd = {d: [i["ttd_s"] / 60.0 for i in fig["incidents"]
+               if i["domain"] == d and i["detected"] and i["ttd_s"] is not None] for d in domains}
+    times = plots.box_or_strip_plot(
+        out / PLOT_TTD, ttd, log=True, value_format="{:.3g} min",
+        title="Time to detect per domain (detected incidents; box = quartiles, red line = median)",
+        ylabel="time to detect (minutes, log scale)", xlabel="domain (n = detected incidents)",
+        note="TTD = first matching safety alert - incident start; " + what)
+    return [recall, times]
+
+
 def _local(ts: float) -> str:
     return time.strftime("%m-%d %H:%M", time.gmtime(ts + LOCAL))
 
@@ -841,6 +874,8 @@ def render(fig: dict[str, Any], run: dict[str, Any]) -> str:
     for d, v in fig["incidents_by_domain"].items():
         lines.append(f"| {d} | {v['incidents']} | {v['detected']} | {v['recall']:.2f} | "
                      f"{_fmt_s(v['ttd_median_s'])} | {_fmt_s(v['ttd_p95_s'])} |")
+    lines += ["", f"![Incident recall per domain]({PLOT_RECALL})", "",
+              f"![Time to detect per domain, detected incidents, log minutes]({PLOT_TTD})"]
     lines += ["", "## Incidents per kind and magnitude tier", "",
               "Tiers of the suite (magnitude units as in simulators/README.md); `demo` and `e2e_small` are the "
               "shipped scenarios.", "",
@@ -973,8 +1008,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=7200.0, help="seconds of normal data before injection (7200)")
     ap.add_argument("--grace", type=float, default=900.0, help="seconds after an incident/fault end still matched")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for scenario_eval.md / .json")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for scenario_eval.md / .json and the plots")
     args = ap.parse_args(argv)
+    try:
+        plots.require()  # fail now, not after minutes of simulation
+    except plots.PlotsUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     given = Path(args.rules)
     rules_dir = str(given if given.is_absolute() or given.exists() else paths.REPO / given)
     args.rules_dir = rules_dir
@@ -1018,10 +1058,12 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "scenario_eval.json").write_text(
         json.dumps({"figures": _to_json(fig), "run": run}, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     (args.out / "scenario_eval.md").write_text(render(fig, run))
+    pngs = write_plots(fig, args.out)
     t = fig["targets"]
     say(f"done in {seconds:.0f} s: recall {t['incident_recall']['measured']:.3f}, false alarms "
         f"{_num(t['false_alarms_per_1000_sensor_days']['measured'])} per 1,000 sensor-days, faults reported as "
-        f"health {100 * t['faults_reported_as_health']['measured']:.1f} %; wrote {args.out / 'scenario_eval.md'}")
+        f"health {100 * t['faults_reported_as_health']['measured']:.1f} %; wrote {args.out / 'scenario_eval.md'}, "
+        + ", ".join(p.name for p in pngs))
     return 0
 
 
