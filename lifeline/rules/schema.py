@@ -30,7 +30,7 @@ MATCH_KEYS: Final = ("metric", "value", "labels", "label_names", "asset_types", 
 THRESHOLD_KEYS: Final = ("direction", "levels", "hysteresis", "on")
 KINDS: Final[tuple[RuleKind, ...]] = ("threshold", "condition", "nodata")
 #: Placeholders every message may use, besides the rule's metrics and label names.
-PLACEHOLDERS: Final = ("value", "level", "sensor", "district", "asset", "rule", "title")
+PLACEHOLDERS: Final = ("value", "level", "sensor", "subject", "district", "asset", "rule", "title")
 _TEXT_PLACEHOLDERS: Final = frozenset(PLACEHOLDERS) - {"value"}
 _RULE_ID: Final = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+){2,}\Z")
 _NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

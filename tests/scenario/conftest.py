@@ -31,12 +31,14 @@ def backtest(lines: Iterator[bytes]) -> tuple[list[AlertEvent], dict[str, int]]:
 
 
 def max_levels(events: list[AlertEvent]) -> dict[tuple[str, str], str]:
-    """(rule, sensor) -> the highest level its safety alerts reached."""
+    """(rule, subject) -> the highest level its safety alerts reached. The subject is the sensor, or the
+    group for a neighbourhood count (``corridor:LY-GAS-C1``): which well tipped a group alert depends on
+    arrival order, the group does not."""
     best: dict[tuple[str, str], AlertEvent] = {}
     for e in events:
         if e.kind is not AlertKind.SAFETY:
             continue
-        key = (e.rule, e.sensor)
+        key = (e.rule, e.subject)
         if key not in best or e.level > best[key].level:
             best[key] = e
     return {k: v.level.colour for k, v in best.items()}

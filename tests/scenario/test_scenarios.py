@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.scenario.conftest import backtest, expected_levels, max_levels, simulate
+from tests.scenario.conftest import backtest, demo_registry, expected_levels, max_levels, simulate
 
 
 def test_scenario_e2e_small_alerts_equal_ground_truth() -> None:
@@ -43,7 +43,10 @@ def test_scenario_demo_alerts_match_its_incidents() -> None:
     for (rule, sensor), level in expected_levels(truth).items():
         assert reached.get((rule, sensor)) == level, (rule, sensor, level, reached.get((rule, sensor)))
     touched = {a["sensor"] for inc in truth["incidents"] for a in inc["affected"]}
-    assert {e.sensor for e in events if e.kind.value == "safety"} <= touched
+    registry = demo_registry()
+    touched_groups = {f"corridor:{registry.sensors[s].labels['corridor']}" for s in touched
+                      if "corridor" in registry.sensors[s].labels}
+    assert {e.subject for e in events if e.kind.value == "safety"} <= touched | touched_groups
 
 
 def test_scenario_replay_is_deterministic() -> None:
