@@ -206,8 +206,9 @@ class Engine:
         district = s.district if s is not None else ""
         fmt = _Fmt(st.labels)  # numeric labels (p_set_mpa), then metric values, then the fixed names
         fmt.update(st.values)
-        fmt.update(value=value if value is not None else float("nan"), level=tr.level.colour, sensor=st.id, subject=lc.subject,
-                   district=district, asset=s.asset if s is not None else "", rule=rule.id, title=rule.title)
+        fmt.update(value=value if value is not None else float("nan"), level=tr.level.colour, sensor=st.id,
+                   subject=lc.subject, district=district, asset=s.asset if s is not None else "", rule=rule.id,
+                   title=rule.title)
         try:
             message = rule.message.format_map(fmt) if rule.message else rule.title
         except (ValueError, TypeError, IndexError, AttributeError) as exc:
