@@ -144,6 +144,14 @@ def _coerce(raw: Any, default: Any, name: str) -> Any:
     return raw
 
 
+SIDES = ("both", "up", "down")
+
+
+def check_side(side: str) -> list[tuple[str, str]]:
+    """The one check every detector with a ``side`` parameter makes (the same message everywhere)."""
+    return [] if side in SIDES else [("side", f"must be 'both', 'up' or 'down' (got {side!r})")]
+
+
 def clamp01(x: float) -> float:
     return 0.0 if x <= 0.0 else (1.0 if x >= 1.0 else x)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifeline.detectors._baseline import learn_baseline
-from lifeline.detectors.base import Detector, Params, Verdict, squash
+from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
 LN2 = math.log(2.0)
 
@@ -50,8 +50,7 @@ class EWMAParams(Params):
             out.append(("warmup", f"must be at least 10 (got {self.warmup})"))
         if self.min_sigma <= 0:
             out.append(("min_sigma", f"must be positive (got {self.min_sigma})"))
-        if self.side not in ("both", "up", "down"):
-            out.append(("side", f"must be 'both', 'up' or 'down' (got {self.side!r})"))
+        out.extend(check_side(self.side))
         return out
 
 

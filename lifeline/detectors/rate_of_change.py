@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors.base import Detector, Params, Verdict, squash
+from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
 PER_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 LN2 = math.log(2.0)
@@ -60,8 +60,7 @@ class RateOfChangeParams(Params):
             out.append(("per", f"must be 's', 'min' or 'h' (got {self.per!r})"))
         if self.rate_scale <= 0:
             out.append(("rate_scale", f"must be positive (got {self.rate_scale})"))
-        if self.side not in ("both", "up", "down"):
-            out.append(("side", f"must be 'both', 'up' or 'down' (got {self.side!r})"))
+        out.extend(check_side(self.side))
         return out
 
 

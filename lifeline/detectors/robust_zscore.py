@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors.base import Detector, Params, Verdict, squash
+from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution * 1.4826 = its standard deviation
 MEANAD_TO_SIGMA = 1.2533  # mean absolute deviation * 1.2533 = standard deviation (normal)
@@ -44,8 +44,7 @@ class RobustZScoreParams(Params):
             out.append(("z_floor", f"must not be negative (got {self.z_floor})"))
         if self.min_mad <= 0:
             out.append(("min_mad", f"must be positive (got {self.min_mad})"))
-        if self.side not in ("both", "up", "down"):
-            out.append(("side", f"must be 'both', 'up' or 'down' (got {self.side!r})"))
+        out.extend(check_side(self.side))
         return out
 
 

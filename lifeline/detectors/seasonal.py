@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors.base import Detector, Params, Verdict, squash
+from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
 DAY_S = 86400.0
 MEANAD_TO_SIGMA = 1.2533  # mean absolute deviation * 1.2533 = standard deviation (normal)
@@ -86,8 +86,7 @@ class SeasonalParams(Params):
                 out.append((name, f"must be positive (got {getattr(self, name)})"))
         if self.z_floor < 0:
             out.append(("z_floor", f"must not be negative (got {self.z_floor})"))
-        if self.side not in ("both", "up", "down"):
-            out.append(("side", f"must be 'both', 'up' or 'down' (got {self.side!r})"))
+        out.extend(check_side(self.side))
         try:
             parse_window(self.window)
         except ValueError:

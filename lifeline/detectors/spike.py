@@ -54,7 +54,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors.base import Detector, Params, Verdict, squash
+from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution * 1.4826 = its standard deviation
 MEANAD_TO_SIGMA = 1.2533  # mean absolute deviation * 1.2533 = standard deviation (normal)
@@ -86,8 +86,7 @@ class SpikeParams(Params):
             out.append(("z_scale", f"must be positive (got {self.z_scale})"))
         if not self.min_spread > 0:
             out.append(("min_spread", f"must be positive (got {self.min_spread})"))
-        if self.side not in ("both", "up", "down"):
-            out.append(("side", f"must be 'both', 'up' or 'down' (got {self.side!r})"))
+        out.extend(check_side(self.side))
         if not 1 <= self.max_width <= 3:
             out.append(("max_width", f"must be 1, 2 or 3 samples (got {self.max_width})"))
         if not 3 <= self.context <= self.window:
