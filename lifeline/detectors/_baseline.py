@@ -12,7 +12,8 @@ sigma estimated low is a stream of false alarms. Pure; never reads the clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from lifeline.detectors.robust_zscore import MAD_TO_SIGMA, MEANAD_TO_SIGMA
 
@@ -39,3 +40,44 @@ def learn_baseline(xs: Sequence[float], min_sigma: float) -> tuple[float, float]
         return mean, min_sigma
     var = sum((x - mean) ** 2 for x in kept) / (len(kept) - 1)
     return mean, max(math.sqrt(var) / CLIPPED_SD, min_sigma)
+
+
+class WarmupBaseline:
+    """The charts' shared warm-up: collect the first ``size`` values, then hold the learned (mean,
+    sigma) until ``forget``. ``sigma == 0`` means still warming up."""
+
+    __slots__ = ("mean", "min_sigma", "sigma", "size", "warm")
+
+    def __init__(self, size: int, min_sigma: float) -> None:
+        self.size, self.min_sigma = size, min_sigma
+        self.warm: list[float] = []
+        self.mean = 0.0
+        self.sigma = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.sigma > 0.0
+
+    @property
+    def learned(self) -> tuple[float, float] | None:
+        return (self.mean, self.sigma) if self.ready else None
+
+    def feed(self, x: float) -> bool:
+        """Add a warm-up value; True when this one completed the warm-up."""
+        self.warm.append(x)
+        if len(self.warm) < self.size:
+            return False
+        self.mean, self.sigma = learn_baseline(self.warm, self.min_sigma)
+        self.warm = []
+        return True
+
+    def forget(self) -> None:
+        """Warm up again (the next values set a new baseline)."""
+        self.sigma = 0.0
+
+    def state(self) -> dict[str, Any]:
+        return {"warm": list(self.warm), "mean": self.mean, "sigma": self.sigma}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.warm = [float(x) for x in state["warm"]]
+        self.mean, self.sigma = float(state["mean"]), float(state["sigma"])

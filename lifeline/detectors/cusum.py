@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors._baseline import learn_baseline
+from lifeline.detectors._baseline import WarmupBaseline
 from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
 LN2 = math.log(2.0)
@@ -70,29 +70,25 @@ class CUSUMDetector(Detector):
     params: CUSUMParams
 
     def reset(self) -> None:
-        self._warm: list[float] = []
-        self._mean = 0.0
-        self._sigma = 0.0  # 0 while warming up
+        self._base = WarmupBaseline(self.params.warmup, self.params.min_sigma)
         self._hi = 0.0  # S+
         self._lo = 0.0  # S-
 
     @property
     def baseline(self) -> tuple[float, float] | None:
         """The learned (mean, sigma), or None during the warm-up."""
-        return (self._mean, self._sigma) if self._sigma > 0 else None
+        return self._base.learned
 
     def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
         if value is None or not math.isfinite(value):
             return None
         x = float(value)  # numpy scalars in, JSON-able state out
         p = self.params
-        if self._sigma == 0.0:
-            self._warm.append(x)
-            if len(self._warm) >= p.warmup:
-                self._mean, self._sigma = learn_baseline(self._warm, p.min_sigma)
-                self._warm = []
+        base = self._base
+        if not base.ready:
+            base.feed(x)
             return None
-        z = (x - self._mean) / self._sigma
+        z = (x - base.mean) / base.sigma
         top = p.cap * p.h if p.after_signal == "hold" else math.inf
         self._hi = min(max(0.0, self._hi + z - p.k), top)
         self._lo = min(max(0.0, self._lo - z - p.k), top)
@@ -100,15 +96,13 @@ class CUSUMDetector(Detector):
         if s >= p.h and p.after_signal != "hold":
             self._hi = self._lo = 0.0
             if p.after_signal == "relearn":
-                self._sigma = 0.0
+                base.forget()
         return Verdict(squash(s, p.h / LN2), s)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"warm": list(self._warm), "mean": self._mean, "sigma": self._sigma, "hi": self._hi,
-                "lo": self._lo}
+        return {**self._base.state(), "hi": self._hi, "lo": self._lo}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.reset()
-        self._warm = [float(x) for x in state["warm"]]
-        self._mean, self._sigma = float(state["mean"]), float(state["sigma"])
+        self._base.load(state)
         self._hi, self._lo = float(state["hi"]), float(state["lo"])

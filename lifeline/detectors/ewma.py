@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors._baseline import learn_baseline
+from lifeline.detectors._baseline import WarmupBaseline
 from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
 LN2 = math.log(2.0)
@@ -62,41 +62,36 @@ class EWMADetector(Detector):
     params: EWMAParams
 
     def reset(self) -> None:
-        self._warm: list[float] = []
-        self._mean = 0.0
-        self._sigma = 0.0  # 0 while warming up
+        self._base = WarmupBaseline(self.params.warmup, self.params.min_sigma)
         self._z = 0.0
         self._decay = 1.0  # (1 - lam)^(2t), t = readings since the warm-up
 
     @property
     def baseline(self) -> tuple[float, float] | None:
         """The frozen (mean, sigma), or None during the warm-up."""
-        return (self._mean, self._sigma) if self._sigma > 0 else None
+        return self._base.learned
 
     def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
         if value is None or not math.isfinite(value):
             return None
         x = float(value)  # numpy scalars in, JSON-able state out
         p = self.params
-        if self._sigma == 0.0:
-            self._warm.append(x)
-            if len(self._warm) >= p.warmup:
-                self._mean, self._sigma = learn_baseline(self._warm, p.min_sigma)
-                self._z, self._decay, self._warm = self._mean, 1.0, []
+        base = self._base
+        if not base.ready:
+            if base.feed(x):
+                self._z, self._decay = base.mean, 1.0
             return None
         self._z = p.lam * x + (1.0 - p.lam) * self._z
         self._decay *= (1.0 - p.lam) ** 2
-        sigma_z = self._sigma * math.sqrt(p.lam / (2.0 - p.lam) * (1.0 - self._decay))
-        stat = (self._z - self._mean) / sigma_z
+        sigma_z = base.sigma * math.sqrt(p.lam / (2.0 - p.lam) * (1.0 - self._decay))
+        stat = (self._z - base.mean) / sigma_z
         d = abs(stat) if p.side == "both" else max(stat if p.side == "up" else -stat, 0.0)
         return Verdict(squash(d, p.L / LN2), stat)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"warm": list(self._warm), "mean": self._mean, "sigma": self._sigma, "z": self._z,
-                "decay": self._decay}
+        return {**self._base.state(), "z": self._z, "decay": self._decay}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.reset()
-        self._warm = [float(x) for x in state["warm"]]
-        self._mean, self._sigma = float(state["mean"]), float(state["sigma"])
+        self._base.load(state)
         self._z, self._decay = float(state["z"]), float(state["decay"])
