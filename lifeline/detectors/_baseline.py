@@ -15,23 +15,18 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lifeline.detectors.base import sorted_median
 from lifeline.detectors.robust_zscore import MAD_TO_SIGMA, MEANAD_TO_SIGMA
 
 CLIP = 3.0  # screen width, in robust sigmas
 CLIPPED_SD = 0.98658  # sd of a normal truncated at +-3 sigma, in sigmas: undo the clip's shrinkage
 
 
-def _median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    n, mid = len(s), len(s) // 2
-    return s[mid] if n % 2 else 0.5 * (s[mid - 1] + s[mid])
-
-
 def learn_baseline(xs: Sequence[float], min_sigma: float) -> tuple[float, float]:
     """(mean, sigma) of the warm-up values ``xs`` (at least 2): clipped around median +- 3 MAD-sigmas."""
-    med = _median(xs)
+    med = sorted_median(sorted(xs))
     devs = [abs(x - med) for x in xs]
-    width = MAD_TO_SIGMA * _median(devs)
+    width = MAD_TO_SIGMA * sorted_median(sorted(devs))
     if width < min_sigma:  # over half the warm-up identical: fall back to the mean deviation
         width = max(MEANAD_TO_SIGMA * sum(devs) / len(devs), min_sigma)
     kept = [x for x, d in zip(xs, devs, strict=True) if d <= CLIP * width]

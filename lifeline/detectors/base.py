@@ -18,7 +18,7 @@ import dataclasses
 import difflib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -142,6 +142,12 @@ def _coerce(raw: Any, default: Any, name: str) -> Any:
             raise TypeError(f"expected a string (got {raw!r})")
         return raw
     return raw
+
+
+def sorted_median(xs: Sequence[float]) -> float:
+    """The median of an already sorted, non-empty sequence."""
+    n, mid = len(xs), len(xs) // 2
+    return xs[mid] if n % 2 else 0.5 * (xs[mid - 1] + xs[mid])
 
 
 SIDES = ("both", "up", "down")

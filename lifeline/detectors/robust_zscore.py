@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
+from lifeline.detectors.base import Detector, Params, Verdict, check_side, sorted_median, squash
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution * 1.4826 = its standard deviation
 MEANAD_TO_SIGMA = 1.2533  # mean absolute deviation * 1.2533 = standard deviation (normal)
@@ -59,11 +59,6 @@ class RobustZScoreDetector(Detector):
         self._fifo: deque[float] = deque()
         self._sorted: list[float] = []
 
-    def _median(self, xs: list[float]) -> float:
-        n = len(xs)
-        mid = n // 2
-        return xs[mid] if n % 2 else 0.5 * (xs[mid - 1] + xs[mid])
-
     def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
         if value is None or not math.isfinite(value):
             return None
@@ -71,9 +66,9 @@ class RobustZScoreDetector(Detector):
         verdict: Verdict | None = None
         xs = self._sorted
         if len(xs) >= p.min_samples:
-            med = self._median(xs)
+            med = sorted_median(xs)
             devs = [abs(x - med) for x in xs]
-            sigma = MAD_TO_SIGMA * self._median(sorted(devs))
+            sigma = MAD_TO_SIGMA * sorted_median(sorted(devs))
             if sigma < p.min_mad:  # over half the window identical: fall back to the mean deviation
                 sigma = max(MEANAD_TO_SIGMA * sum(devs) / len(devs), p.min_mad)
             z = (value - med) / sigma

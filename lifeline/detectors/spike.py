@@ -54,7 +54,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
+from lifeline.detectors.base import Detector, Params, Verdict, check_side, sorted_median, squash
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution * 1.4826 = its standard deviation
 MEANAD_TO_SIGMA = 1.2533  # mean absolute deviation * 1.2533 = standard deviation (normal)
@@ -97,12 +97,6 @@ class SpikeParams(Params):
 _CALM = Verdict(0.0, 0.0)  # frozen: the verdict for a reading that is not beyond both neighbours
 
 
-def _median(xs: list[float]) -> float:
-    """The median of an already sorted list."""
-    n, mid = len(xs), len(xs) // 2
-    return xs[mid] if n % 2 else 0.5 * (xs[mid - 1] + xs[mid])
-
-
 def _mad(xs: list[float], med: float, i: int) -> float:
     """Median of |x - med| over the sorted list ``xs`` whose first ``i`` items are < med, in O(log n).
 
@@ -142,7 +136,7 @@ def _mad(xs: list[float], med: float, i: int) -> float:
 def _noise(diffs: list[float], resolution: float) -> float:
     """Noise of one reading from sorted first differences: 1.4826 MAD / sqrt 2, or the mean absolute
     deviation when over half of the steps are equal (a quantised or flat series)."""
-    med = _median(diffs)
+    med = sorted_median(diffs)
     i = bisect.bisect_left(diffs, med)
     sigma = MAD_TO_SIGMA * _mad(diffs, med, i) / SQRT2
     if sigma <= resolution:
@@ -233,12 +227,12 @@ class SpikeDetector(Detector):
                 continue
             ctx = xs[max(0, len(xs) - w - 2 - p.context + 1):len(xs) - w - 1]
             ctx.sort()
-            med = _median(ctx)
+            med = sorted_median(ctx)
             size -= abs(pre - med)
             if size > best:
                 devs = [abs(x - med) for x in ctx]
                 devs.sort()
-                best, best_spread = size, MAD_TO_SIGMA * _median(devs)
+                best, best_spread = size, MAD_TO_SIGMA * sorted_median(devs)
         return best, best_spread
 
     def _size1(self, pre: float, block: float, post: float) -> tuple[float, float]:
