@@ -8,7 +8,7 @@ Stateful checks (duplicate ``seq``, late readings) belong to the engine, not her
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,10 @@ REASONS: frozenset[str] = frozenset(
 )
 
 _EXCERPT = 120
+_MISSING: Any = object()
+isfinite = math.isfinite
+# a Reading straight from its tuple of fields: Reading(...) would run NamedTuple's Python-level __new__
+_reading = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +76,10 @@ def split_topic(topic: str, prefix: str) -> tuple[str, str]:
     head = prefix.rstrip("/") + "/"
     if not topic.startswith(head):
         raise _Reject("bad_topic", f"topic {topic!r} is not under {head!r}")
-    parts = topic[len(head) :].split("/")
-    if len(parts) != 2 or not parts[0] or not parts[1]:
+    domain, _, sensor = topic[len(head) :].partition("/")
+    if not domain or not sensor or "/" in sensor:
         raise _Reject("bad_topic", f"topic {topic!r}: expected {head}<domain>/<sensor_id>")
-    return parts[0], parts[1]
+    return domain, sensor
 
 
 def decode(
@@ -88,14 +92,14 @@ def decode(
     limits: Limits = Limits(),
 ) -> Decoded:
     """Decode one MQTT message into readings and dead letters. Never raises on bad input."""
-    out = Decoded()
     try:
         domain, sensor = split_topic(topic, prefix)
         obj = _parse_json(payload, limits)
-        _decode_obj(obj, _Where(domain, sensor, topic, registry, received_at, limits), out)
+        if isinstance(obj, list):
+            return _decode_batch(obj, topic, (domain, sensor, registry, received_at, limits))
+        return Decoded(_decode_one(obj, (domain, sensor, registry, received_at, limits)), [])
     except _Reject as rej:
-        out.dead.append(DeadLetter(rej.reason, rej.detail, topic, _excerpt(payload)))
-    return out
+        return Decoded([], [DeadLetter(rej.reason, rej.detail, topic, _excerpt(payload))])
 
 
 def decode_line(
@@ -109,10 +113,10 @@ def decode_line(
     """Decode one JSON line of the replay format: a wire object with ``sensor`` (and optionally
     ``domain``), or a tick ``{"tick": ts}``. Returns (decoded, tick_ts)."""
     raw = line.encode() if isinstance(line, str) else line
-    out = Decoded()
+    out = Decoded([], [])
     try:
         obj = _parse_json(raw, limits)
-        if isinstance(obj, dict) and set(obj) == {"tick"}:
+        if isinstance(obj, dict) and len(obj) == 1 and "tick" in obj:
             return out, _ts_of(obj["tick"])
         items = obj if isinstance(obj, list) else [obj]
         for item in items:
@@ -123,7 +127,7 @@ def decode_line(
             domain = item.get("domain") or (known.domain if known else "")
             if not isinstance(domain, str) or not domain:
                 raise _Reject("unknown_sensor", f"{where}sensor {sensor!r} is not in the registry")
-            _decode_obj(item, _Where(domain, sensor, f"{domain}/{sensor}", registry, received_at, limits), out)
+            out.readings += _decode_one(item, (domain, sensor, registry, received_at, limits))
     except _Reject as rej:
         out.dead.append(DeadLetter(rej.reason, where + rej.detail, "", _excerpt(raw)))
     return out, None
@@ -134,17 +138,25 @@ def _parse_json(payload: bytes, limits: Limits) -> Any:
         raise _Reject("empty", "payload is empty")
     if len(payload) > limits.max_bytes:
         raise _Reject("oversize", f"payload is {len(payload)} bytes, over the limit of {limits.max_bytes}")
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Reject("not_utf8", f"payload is not UTF-8 (byte {exc.start}: {payload[exc.start]:#04x})") from None
+    if type(payload) is not bytes:  # orjson would also take a str or a memoryview: keep the exact checks
+        _check_utf8(payload)
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
+        # orjson validates all of a bytes input as UTF-8 before parsing (and fails as a JSON error), so the
+        # happy path needs no decode of its own: only a rejected payload is checked, to name the bad byte
+        _check_utf8(payload)
         msg = str(exc)
         if "infinity" in msg.lower() or b"NaN" in payload or b"Infinity" in payload:
             raise _Reject("non_finite", "NaN and Infinity are not valid values") from None
         raise _Reject("not_json", f"payload is not JSON: {msg[:100]}") from None
+
+
+def _check_utf8(payload: bytes) -> None:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Reject("not_utf8", f"payload is not UTF-8 (byte {exc.start}: {payload[exc.start]:#04x})") from None
 
 
 def _ts_of(value: Any) -> float:
@@ -154,31 +166,25 @@ def _ts_of(value: Any) -> float:
         raise _Reject("bad_ts", str(exc)) from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Where:
-    """Where a payload came from and what it is checked against."""
-
-    domain: str
-    topic_sensor: str
-    topic: str
-    registry: Registry
-    received_at: float | None
-    limits: Limits
+# Where a payload came from and what it is checked against: (domain, topic's sensor id, registry,
+# receive time, limits). A plain tuple, as it is built once per message.
+_Where = tuple[str, str, Registry, float | None, Limits]
 
 
-def _decode_obj(obj: Any, where: _Where, out: Decoded) -> None:
-    if isinstance(obj, list):
-        if len(obj) > where.limits.max_batch:
-            raise _Reject("batch_too_large", f"batch of {len(obj)} items, over the limit of {where.limits.max_batch}")
-        if not obj:
-            raise _Reject("bad_shape", "batch is an empty array")
-        for i, item in enumerate(obj):
-            try:
-                _decode_one(item, where, out)
-            except _Reject as rej:
-                out.dead.append(DeadLetter(rej.reason, f"item {i}: {rej.detail}", where.topic, _short(item)))
-        return
-    _decode_one(obj, where, out)
+def _decode_batch(items: list[Any], topic: str, where: _Where) -> Decoded:
+    """A JSON array: each item decoded alone, a bad one dead-lettered under its index."""
+    max_batch = where[4].max_batch
+    if len(items) > max_batch:
+        raise _Reject("batch_too_large", f"batch of {len(items)} items, over the limit of {max_batch}")
+    if not items:
+        raise _Reject("bad_shape", "batch is an empty array")
+    out = Decoded([], [])
+    for i, item in enumerate(items):
+        try:
+            out.readings += _decode_one(item, where)
+        except _Reject as rej:
+            out.dead.append(DeadLetter(rej.reason, f"item {i}: {rej.detail}", topic, _short(item)))
+    return out
 
 
 def _short(item: Any) -> str:
@@ -200,11 +206,13 @@ def _number(name: str, value: Any) -> float:
     raise _Reject("bad_type", f"metric {name!r}: expected a number or boolean (got {got})")
 
 
-def _decode_one(obj: Any, where: _Where, out: Decoded) -> None:
-    domain, registry, limits, received_at = where.domain, where.registry, where.limits, where.received_at
+def _decode_one(obj: Any, where: _Where) -> list[Reading]:
+    """One wire object -> its readings, all or none. The checks run in a fixed order: the first failure is
+    the one reported."""
+    domain, topic_sensor, registry, received_at, limits = where
     if not isinstance(obj, dict):
         raise _Reject("bad_shape", f"expected a JSON object (got {type(obj).__name__})")
-    sensor = obj.get("sensor", where.topic_sensor)
+    sensor = obj.get("sensor", topic_sensor)
     if not isinstance(sensor, str) or not sensor:
         raise _Reject("bad_type", f"'sensor' must be a non-empty string (got {_short(sensor)})")
     if registry.domains and domain not in registry.domains:
@@ -215,7 +223,7 @@ def _decode_one(obj: Any, where: _Where, out: Decoded) -> None:
         raise _Reject("unknown_sensor", f"sensor {sensor!r} is not in the registry")
     if known is not None and known.domain != domain:
         raise _Reject("domain_mismatch", f"sensor {sensor!r} is registered under {known.domain!r}, not {domain!r}")
-    metrics = _metrics_of(obj)
+    names, values = _metrics_of(obj)
     ts, assumed = _event_time(obj, received_at, limits)
     seq = obj.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
@@ -226,18 +234,27 @@ def _decode_one(obj: Any, where: _Where, out: Decoded) -> None:
     unit = obj.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise _Reject("bad_type", f"'unit' must be a string (got {_short(unit)})")
-    for name, value in metrics:
-        out.readings.append(Reading(sensor, domain, name, ts, value, seq, quality, unit, assumed))
+    return [_reading(Reading, (sensor, domain, name, ts, value, seq, quality, unit, assumed))
+            for name, value in zip(names, values, strict=False)]
 
 
-def _metrics_of(obj: dict[str, Any]) -> list[tuple[str, float]]:
-    if "metrics" in obj:
-        m = obj["metrics"]
+def _metrics_of(obj: dict[str, Any]) -> tuple[Iterable[str], list[float]]:
+    """(names, values) of the metrics, each name checked before its value, in the payload's order."""
+    m = obj.get("metrics", _MISSING)
+    if m is not _MISSING:
         if not isinstance(m, dict) or not m:
             raise _Reject("bad_shape", "'metrics' must be a non-empty object of name: number")
-        return [(_metric_name(k), _number(k, v)) for k, v in m.items()]
+        values: list[float] = []
+        for k, v in m.items():
+            if not isinstance(k, str) or not k or len(k) > 64:
+                _metric_name(k)
+            # finite floats and ints are the common case: _number's checks are for the rest
+            t = type(v)
+            values.append(v if t is float and isfinite(v) else float(v) if t is int else _number(k, v))
+        return m, values
     if "metric" in obj and "value" in obj:
-        return [(_metric_name(obj["metric"]), _number(str(obj["metric"]), obj["value"]))]
+        name = _metric_name(obj["metric"])
+        return (name,), [_number(str(name), obj["value"])]
     raise _Reject("bad_shape", "expected 'metric' and 'value', or 'metrics'")
 
 
@@ -247,12 +264,13 @@ def _metric_name(name: Any) -> str:
     return name
 
 
-def _event_time(obj: Mapping[str, Any], received_at: float | None, limits: Limits) -> tuple[float, bool]:
-    if "ts" not in obj:
+def _event_time(obj: dict[str, Any], received_at: float | None, limits: Limits) -> tuple[float, bool]:
+    raw = obj.get("ts", _MISSING)
+    if raw is _MISSING:
         if received_at is None:
             raise _Reject("bad_ts", "reading has no 'ts' and no receive time is known")
         return received_at, True
-    ts = _ts_of(obj["ts"])
+    ts = raw if type(raw) is float and isfinite(raw) else _ts_of(raw)  # parse_ts returns a finite float as is
     if received_at is not None and ts > received_at + limits.max_future_s:
         ahead = ts - received_at
         raise _Reject("future_ts", f"ts is {ahead:.0f} s ahead of the receive time (limit {limits.max_future_s:.0f} s)")
