@@ -7,6 +7,7 @@ Stateful checks (duplicate ``seq``, late readings) belong to the engine, not her
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +43,6 @@ REASONS: frozenset[str] = frozenset(
 
 _EXCERPT = 120
 _MISSING: Any = object()
-isfinite = math.isfinite
 # a Reading straight from its tuple of fields: Reading(...) would run NamedTuple's Python-level __new__
 _reading = tuple.__new__
 
@@ -82,6 +82,11 @@ def split_topic(topic: str, prefix: str) -> tuple[str, str]:
     return domain, sensor
 
 
+# Topics repeat (one per sensor) and splitting one cost ~10 % of a decode; bounded (~6 MB at most), and a
+# topic that is rejected raises every time (lru_cache keeps no exceptions).
+_split_topic_cached = functools.lru_cache(maxsize=16384)(split_topic)
+
+
 def decode(
     topic: str,
     payload: bytes,
@@ -93,7 +98,7 @@ def decode(
 ) -> Decoded:
     """Decode one MQTT message into readings and dead letters. Never raises on bad input."""
     try:
-        domain, sensor = split_topic(topic, prefix)
+        domain, sensor = _split_topic_cached(topic, prefix)
         obj = _parse_json(payload, limits)
         if isinstance(obj, list):
             return _decode_batch(obj, topic, (domain, sensor, registry, received_at, limits))
@@ -208,7 +213,7 @@ def _number(name: str, value: Any) -> float:
 
 def _decode_one(obj: Any, where: _Where) -> list[Reading]:
     """One wire object -> its readings, all or none. The checks run in a fixed order: the first failure is
-    the one reported."""
+    the one reported. (The hot path of the decoder: the common cases are inline, the rest in helpers.)"""
     domain, topic_sensor, registry, received_at, limits = where
     if not isinstance(obj, dict):
         raise _Reject("bad_shape", f"expected a JSON object (got {type(obj).__name__})")
@@ -223,10 +228,23 @@ def _decode_one(obj: Any, where: _Where) -> list[Reading]:
         raise _Reject("unknown_sensor", f"sensor {sensor!r} is not in the registry")
     if known is not None and known.domain != domain:
         raise _Reject("domain_mismatch", f"sensor {sensor!r} is registered under {known.domain!r}, not {domain!r}")
-    names, values = _metrics_of(obj)
-    ts, assumed = _event_time(obj, received_at, limits)
+    m = obj.get("metrics", _MISSING)
+    if type(m) is dict and m:
+        # each name checked before its value, in order; JSON keys are str, finite floats and ints the common case
+        values = [(v if type(v) is float and math.isfinite(v) else float(v) if type(v) is int else _number(k, v))
+                  if 0 < len(k) <= 64 else _bad_metric_name(k) for k, v in m.items()]
+        names: Iterable[str] = m
+    else:
+        names, values = _metrics_other(obj, m)
+    raw_ts = obj.get("ts", _MISSING)
+    if type(raw_ts) is float and math.isfinite(raw_ts):  # what parse_ts returns as it is
+        ts, assumed = raw_ts, False
+        if received_at is not None and ts > received_at + limits.max_future_s:
+            _reject_future(ts, received_at, limits)
+    else:
+        ts, assumed = _event_time(raw_ts, received_at, limits)
     seq = obj.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+    if seq is not None and type(seq) is not int:  # from JSON: not a bool either
         raise _Reject("bad_type", f"'seq' must be an integer (got {_short(seq)})")
     quality = obj.get("quality", "good")
     if quality not in QUALITIES:
@@ -238,24 +256,19 @@ def _decode_one(obj: Any, where: _Where) -> list[Reading]:
             for name, value in zip(names, values, strict=False)]
 
 
-def _metrics_of(obj: dict[str, Any]) -> tuple[Iterable[str], list[float]]:
-    """(names, values) of the metrics, each name checked before its value, in the payload's order."""
-    m = obj.get("metrics", _MISSING)
+def _metrics_other(obj: dict[str, Any], m: Any) -> tuple[Iterable[str], list[float]]:
+    """(names, values) when "metrics" is not a non-empty object: a bad one, or "metric" and "value"."""
     if m is not _MISSING:
-        if not isinstance(m, dict) or not m:
-            raise _Reject("bad_shape", "'metrics' must be a non-empty object of name: number")
-        values: list[float] = []
-        for k, v in m.items():
-            if not isinstance(k, str) or not k or len(k) > 64:
-                _metric_name(k)
-            # finite floats and ints are the common case: _number's checks are for the rest
-            t = type(v)
-            values.append(v if t is float and isfinite(v) else float(v) if t is int else _number(k, v))
-        return m, values
+        raise _Reject("bad_shape", "'metrics' must be a non-empty object of name: number")
     if "metric" in obj and "value" in obj:
         name = _metric_name(obj["metric"])
         return (name,), [_number(str(name), obj["value"])]
     raise _Reject("bad_shape", "expected 'metric' and 'value', or 'metrics'")
+
+
+def _bad_metric_name(name: Any) -> float:
+    _metric_name(name)
+    raise AssertionError(f"metric name {name!r} passed the check it failed")
 
 
 def _metric_name(name: Any) -> str:
@@ -264,17 +277,21 @@ def _metric_name(name: Any) -> str:
     return name
 
 
-def _event_time(obj: dict[str, Any], received_at: float | None, limits: Limits) -> tuple[float, bool]:
-    raw = obj.get("ts", _MISSING)
+def _event_time(raw: Any, received_at: float | None, limits: Limits) -> tuple[float, bool]:
+    """(ts, assumed) from the raw "ts" value (``_MISSING`` when absent)."""
     if raw is _MISSING:
         if received_at is None:
             raise _Reject("bad_ts", "reading has no 'ts' and no receive time is known")
         return received_at, True
-    ts = raw if type(raw) is float and isfinite(raw) else _ts_of(raw)  # parse_ts returns a finite float as is
+    ts = _ts_of(raw)
     if received_at is not None and ts > received_at + limits.max_future_s:
-        ahead = ts - received_at
-        raise _Reject("future_ts", f"ts is {ahead:.0f} s ahead of the receive time (limit {limits.max_future_s:.0f} s)")
+        _reject_future(ts, received_at, limits)
     return ts, False
+
+
+def _reject_future(ts: float, received_at: float, limits: Limits) -> None:
+    ahead = ts - received_at
+    raise _Reject("future_ts", f"ts is {ahead:.0f} s ahead of the receive time (limit {limits.max_future_s:.0f} s)")
 
 
 def encode_reading(ts: float, metrics: Mapping[str, float], *, seq: int | None = None, **extra: Any) -> bytes:
