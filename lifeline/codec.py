@@ -7,8 +7,9 @@ Stateful checks (duplicate ``seq``, late readings) belong to the engine, not her
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ REASONS: frozenset[str] = frozenset(
 )
 
 _EXCERPT = 120
+_MISSING: Any = object()
+# a Reading straight from its tuple of fields: Reading(...) would run NamedTuple's Python-level __new__
+_reading = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +76,15 @@ def split_topic(topic: str, prefix: str) -> tuple[str, str]:
     head = prefix.rstrip("/") + "/"
     if not topic.startswith(head):
         raise _Reject("bad_topic", f"topic {topic!r} is not under {head!r}")
-    parts = topic[len(head) :].split("/")
-    if len(parts) != 2 or not parts[0] or not parts[1]:
+    domain, _, sensor = topic[len(head) :].partition("/")
+    if not domain or not sensor or "/" in sensor:
         raise _Reject("bad_topic", f"topic {topic!r}: expected {head}<domain>/<sensor_id>")
-    return parts[0], parts[1]
+    return domain, sensor
+
+
+# Topics repeat (one per sensor) and splitting one cost ~10 % of a decode; bounded (~6 MB at most), and a
+# topic that is rejected raises every time (lru_cache keeps no exceptions).
+_split_topic_cached = functools.lru_cache(maxsize=16384)(split_topic)
 
 
 def decode(
@@ -88,14 +97,14 @@ def decode(
     limits: Limits = Limits(),
 ) -> Decoded:
     """Decode one MQTT message into readings and dead letters. Never raises on bad input."""
-    out = Decoded()
     try:
-        domain, sensor = split_topic(topic, prefix)
+        domain, sensor = _split_topic_cached(topic, prefix)
         obj = _parse_json(payload, limits)
-        _decode_obj(obj, _Where(domain, sensor, topic, registry, received_at, limits), out)
+        if isinstance(obj, list):
+            return _decode_batch(obj, topic, (domain, sensor, registry, received_at, limits))
+        return Decoded(_decode_one(obj, (domain, sensor, registry, received_at, limits)), [])
     except _Reject as rej:
-        out.dead.append(DeadLetter(rej.reason, rej.detail, topic, _excerpt(payload)))
-    return out
+        return Decoded([], [DeadLetter(rej.reason, rej.detail, topic, _excerpt(payload))])
 
 
 def decode_line(
@@ -109,10 +118,10 @@ def decode_line(
     """Decode one JSON line of the replay format: a wire object with ``sensor`` (and optionally
     ``domain``), or a tick ``{"tick": ts}``. Returns (decoded, tick_ts)."""
     raw = line.encode() if isinstance(line, str) else line
-    out = Decoded()
+    out = Decoded([], [])
     try:
         obj = _parse_json(raw, limits)
-        if isinstance(obj, dict) and set(obj) == {"tick"}:
+        if isinstance(obj, dict) and len(obj) == 1 and "tick" in obj:
             return out, _ts_of(obj["tick"])
         items = obj if isinstance(obj, list) else [obj]
         for item in items:
@@ -123,7 +132,7 @@ def decode_line(
             domain = item.get("domain") or (known.domain if known else "")
             if not isinstance(domain, str) or not domain:
                 raise _Reject("unknown_sensor", f"{where}sensor {sensor!r} is not in the registry")
-            _decode_obj(item, _Where(domain, sensor, f"{domain}/{sensor}", registry, received_at, limits), out)
+            out.readings += _decode_one(item, (domain, sensor, registry, received_at, limits))
     except _Reject as rej:
         out.dead.append(DeadLetter(rej.reason, where + rej.detail, "", _excerpt(raw)))
     return out, None
@@ -134,17 +143,25 @@ def _parse_json(payload: bytes, limits: Limits) -> Any:
         raise _Reject("empty", "payload is empty")
     if len(payload) > limits.max_bytes:
         raise _Reject("oversize", f"payload is {len(payload)} bytes, over the limit of {limits.max_bytes}")
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Reject("not_utf8", f"payload is not UTF-8 (byte {exc.start}: {payload[exc.start]:#04x})") from None
+    if type(payload) is not bytes:  # orjson would also take a str or a memoryview: keep the exact checks
+        _check_utf8(payload)
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
+        # orjson validates all of a bytes input as UTF-8 before parsing (and fails as a JSON error), so the
+        # happy path needs no decode of its own: only a rejected payload is checked, to name the bad byte
+        _check_utf8(payload)
         msg = str(exc)
         if "infinity" in msg.lower() or b"NaN" in payload or b"Infinity" in payload:
             raise _Reject("non_finite", "NaN and Infinity are not valid values") from None
         raise _Reject("not_json", f"payload is not JSON: {msg[:100]}") from None
+
+
+def _check_utf8(payload: bytes) -> None:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Reject("not_utf8", f"payload is not UTF-8 (byte {exc.start}: {payload[exc.start]:#04x})") from None
 
 
 def _ts_of(value: Any) -> float:
@@ -154,31 +171,25 @@ def _ts_of(value: Any) -> float:
         raise _Reject("bad_ts", str(exc)) from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Where:
-    """Where a payload came from and what it is checked against."""
-
-    domain: str
-    topic_sensor: str
-    topic: str
-    registry: Registry
-    received_at: float | None
-    limits: Limits
+# Where a payload came from and what it is checked against: (domain, topic's sensor id, registry,
+# receive time, limits). A plain tuple, as it is built once per message.
+_Where = tuple[str, str, Registry, float | None, Limits]
 
 
-def _decode_obj(obj: Any, where: _Where, out: Decoded) -> None:
-    if isinstance(obj, list):
-        if len(obj) > where.limits.max_batch:
-            raise _Reject("batch_too_large", f"batch of {len(obj)} items, over the limit of {where.limits.max_batch}")
-        if not obj:
-            raise _Reject("bad_shape", "batch is an empty array")
-        for i, item in enumerate(obj):
-            try:
-                _decode_one(item, where, out)
-            except _Reject as rej:
-                out.dead.append(DeadLetter(rej.reason, f"item {i}: {rej.detail}", where.topic, _short(item)))
-        return
-    _decode_one(obj, where, out)
+def _decode_batch(items: list[Any], topic: str, where: _Where) -> Decoded:
+    """A JSON array: each item decoded alone, a bad one dead-lettered under its index."""
+    max_batch = where[4].max_batch
+    if len(items) > max_batch:
+        raise _Reject("batch_too_large", f"batch of {len(items)} items, over the limit of {max_batch}")
+    if not items:
+        raise _Reject("bad_shape", "batch is an empty array")
+    out = Decoded([], [])
+    for i, item in enumerate(items):
+        try:
+            out.readings += _decode_one(item, where)
+        except _Reject as rej:
+            out.dead.append(DeadLetter(rej.reason, f"item {i}: {rej.detail}", topic, _short(item)))
+    return out
 
 
 def _short(item: Any) -> str:
@@ -200,11 +211,13 @@ def _number(name: str, value: Any) -> float:
     raise _Reject("bad_type", f"metric {name!r}: expected a number or boolean (got {got})")
 
 
-def _decode_one(obj: Any, where: _Where, out: Decoded) -> None:
-    domain, registry, limits, received_at = where.domain, where.registry, where.limits, where.received_at
+def _decode_one(obj: Any, where: _Where) -> list[Reading]:
+    """One wire object -> its readings, all or none. The checks run in a fixed order: the first failure is
+    the one reported. (The hot path of the decoder: the common cases are inline, the rest in helpers.)"""
+    domain, topic_sensor, registry, received_at, limits = where
     if not isinstance(obj, dict):
         raise _Reject("bad_shape", f"expected a JSON object (got {type(obj).__name__})")
-    sensor = obj.get("sensor", where.topic_sensor)
+    sensor = obj.get("sensor", topic_sensor)
     if not isinstance(sensor, str) or not sensor:
         raise _Reject("bad_type", f"'sensor' must be a non-empty string (got {_short(sensor)})")
     if registry.domains and domain not in registry.domains:
@@ -215,10 +228,23 @@ def _decode_one(obj: Any, where: _Where, out: Decoded) -> None:
         raise _Reject("unknown_sensor", f"sensor {sensor!r} is not in the registry")
     if known is not None and known.domain != domain:
         raise _Reject("domain_mismatch", f"sensor {sensor!r} is registered under {known.domain!r}, not {domain!r}")
-    metrics = _metrics_of(obj)
-    ts, assumed = _event_time(obj, received_at, limits)
+    m = obj.get("metrics", _MISSING)
+    if type(m) is dict and m:
+        # each name checked before its value, in order; JSON keys are str, finite floats and ints the common case
+        values = [(v if type(v) is float and math.isfinite(v) else float(v) if type(v) is int else _number(k, v))
+                  if 0 < len(k) <= 64 else _bad_metric_name(k) for k, v in m.items()]
+        names: Iterable[str] = m
+    else:
+        names, values = _metrics_other(obj, m)
+    raw_ts = obj.get("ts", _MISSING)
+    if type(raw_ts) is float and math.isfinite(raw_ts):  # what parse_ts returns as it is
+        ts, assumed = raw_ts, False
+        if received_at is not None and ts > received_at + limits.max_future_s:
+            _reject_future(ts, received_at, limits)
+    else:
+        ts, assumed = _event_time(raw_ts, received_at, limits)
     seq = obj.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+    if seq is not None and type(seq) is not int:  # from JSON: not a bool either
         raise _Reject("bad_type", f"'seq' must be an integer (got {_short(seq)})")
     quality = obj.get("quality", "good")
     if quality not in QUALITIES:
@@ -226,19 +252,23 @@ def _decode_one(obj: Any, where: _Where, out: Decoded) -> None:
     unit = obj.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise _Reject("bad_type", f"'unit' must be a string (got {_short(unit)})")
-    for name, value in metrics:
-        out.readings.append(Reading(sensor, domain, name, ts, value, seq, quality, unit, assumed))
+    return [_reading(Reading, (sensor, domain, name, ts, value, seq, quality, unit, assumed))
+            for name, value in zip(names, values, strict=False)]
 
 
-def _metrics_of(obj: dict[str, Any]) -> list[tuple[str, float]]:
-    if "metrics" in obj:
-        m = obj["metrics"]
-        if not isinstance(m, dict) or not m:
-            raise _Reject("bad_shape", "'metrics' must be a non-empty object of name: number")
-        return [(_metric_name(k), _number(k, v)) for k, v in m.items()]
+def _metrics_other(obj: dict[str, Any], m: Any) -> tuple[Iterable[str], list[float]]:
+    """(names, values) when "metrics" is not a non-empty object: a bad one, or "metric" and "value"."""
+    if m is not _MISSING:
+        raise _Reject("bad_shape", "'metrics' must be a non-empty object of name: number")
     if "metric" in obj and "value" in obj:
-        return [(_metric_name(obj["metric"]), _number(str(obj["metric"]), obj["value"]))]
+        name = _metric_name(obj["metric"])
+        return (name,), [_number(str(name), obj["value"])]
     raise _Reject("bad_shape", "expected 'metric' and 'value', or 'metrics'")
+
+
+def _bad_metric_name(name: Any) -> float:
+    _metric_name(name)
+    raise AssertionError(f"metric name {name!r} passed the check it failed")
 
 
 def _metric_name(name: Any) -> str:
@@ -247,16 +277,21 @@ def _metric_name(name: Any) -> str:
     return name
 
 
-def _event_time(obj: Mapping[str, Any], received_at: float | None, limits: Limits) -> tuple[float, bool]:
-    if "ts" not in obj:
+def _event_time(raw: Any, received_at: float | None, limits: Limits) -> tuple[float, bool]:
+    """(ts, assumed) from the raw "ts" value (``_MISSING`` when absent)."""
+    if raw is _MISSING:
         if received_at is None:
             raise _Reject("bad_ts", "reading has no 'ts' and no receive time is known")
         return received_at, True
-    ts = _ts_of(obj["ts"])
+    ts = _ts_of(raw)
     if received_at is not None and ts > received_at + limits.max_future_s:
-        ahead = ts - received_at
-        raise _Reject("future_ts", f"ts is {ahead:.0f} s ahead of the receive time (limit {limits.max_future_s:.0f} s)")
+        _reject_future(ts, received_at, limits)
     return ts, False
+
+
+def _reject_future(ts: float, received_at: float, limits: Limits) -> None:
+    ahead = ts - received_at
+    raise _Reject("future_ts", f"ts is {ahead:.0f} s ahead of the receive time (limit {limits.max_future_s:.0f} s)")
 
 
 def encode_reading(ts: float, metrics: Mapping[str, float], *, seq: int | None = None, **extra: Any) -> bytes:

@@ -1,8 +1,9 @@
 """The nouns every part of lifeline shares: levels, sensors, readings, alert events, dead letters.
 
-All are frozen, slotted and typed. Times are event times in epoch seconds (UTC) as ``float``:
-the hot path handles hundreds of thousands of readings a second, and a float is what both the
-wire format and numpy carry; ``lifeline.timefmt`` renders them as RFC 3339 UTC for people.
+All are immutable and typed: frozen, slotted dataclasses, except ``Reading``, a ``NamedTuple``
+because the decoder builds one per metric value. Times are event times in epoch seconds (UTC) as
+``float``: the hot path handles hundreds of thousands of readings a second, and a float is what both
+the wire format and numpy carry; ``lifeline.timefmt`` renders them as RFC 3339 UTC for people.
 This module must never import anything from the rest of lifeline.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Quality = Literal["good", "suspect", "bad"]
 QUALITIES: frozenset[str] = frozenset({"good", "suspect", "bad"})
@@ -59,11 +60,13 @@ class Sensor:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One metric value of one sensor at one event time.
 
     ``ts_assumed`` is true when the payload carried no ``ts`` and the receive time was used.
+    A ``NamedTuple``, not a dataclass: construction is the decoder's largest cost (~0.75 µs against
+    ~2.8 µs for a frozen slotted dataclass). Equality and hash are by value as before; being a tuple,
+    a Reading also compares equal to a plain tuple of the same values.
     """
 
     sensor: str
