@@ -125,11 +125,7 @@ class FlatlineDetector(Detector):
     def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
         if value is None or not math.isfinite(value):
             return None
-        # numpy scalars in, JSON-able state out; float() of a float is the float itself, so skip the call
-        if type(ts) is not float:
-            ts = float(ts)
-        if type(value) is not float:
-            value = float(value)
+        ts, value = float(ts), float(value)  # numpy scalars in, JSON-able state out
         first = not self._seen
         self._seen = True
         if self._screen and self._ignored(value):
