@@ -201,6 +201,7 @@ class SpikeDetector(Detector):
         self._up, self._down = p.side != "down", p.side != "up"
         self._z_floor, self._z_scale, self._min_spread = p.z_floor, p.z_scale, p.min_spread
         self._slow_steps = SLOW_WINDOWS * p.window  # an int, as the slow average always divided by
+        self._full = False  # the window holds ``window`` steps and the readings more than ``lag``
         self._sigma_all: float | None = None  # noise of the whole window, while neither it nor the resolution changed
         self._sigma_fresh: float | None = None  # the same for the newest third
 
@@ -212,14 +213,15 @@ class SpikeDetector(Detector):
         recent.append(value)
         lag = self._lag
         fifo = self._fifo
-        if len(recent) > lag:  # learn the step that ends at the widest block's predecessor
+        # self._full: the window is full (so are the readings): it spares three len() a reading
+        if self._full or len(recent) > lag:  # learn the step that ends at the widest block's predecessor
             # inline, not a method: this runs on every reading
             d = recent[-lag] - recent[-lag - 1]
             if d != 0.0 and (self._resolution == 0.0 or abs(d) < self._resolution):
                 self._resolution = abs(d)
                 self._sigma_all = self._sigma_fresh = None
             fifo.append(d)
-            if len(fifo) > self._window:
+            if self._full or len(fifo) > self._window:
                 if fifo[self._fresh_out] != d:  # the step leaving the newest third differs from the new one
                     self._sigma_fresh = None
                 old = fifo.pop(0)
@@ -231,7 +233,8 @@ class SpikeDetector(Detector):
             else:
                 bisect.insort(self._sorted, d)
                 self._sigma_all = self._sigma_fresh = None
-        if len(fifo) < self._min_samples:
+                self._full = len(fifo) == self._window
+        if not self._full and len(fifo) < self._min_samples:  # (min_samples <= window)
             return None
         if lag == 3:  # max_width 1: the block is the one reading between pre and post (= value)
             pre, block = recent[-3], recent[-2]
@@ -333,3 +336,4 @@ class SpikeDetector(Detector):
         self._sorted = sorted(self._fifo)
         self._resolution = float(state["resolution"])
         self._slow = float(state["slow"])
+        self._full = len(self._fifo) >= self._window and len(self._recent) > self._lag
