@@ -28,7 +28,10 @@ that a sensor stuck *at* an ignored value is not seen by this detector.
 Parameters: ``tolerance`` (1e-9, metric unit), ``min_duration_s`` (1800), ``min_samples`` (5),
 ``max_chance`` (1e-4), ``expected_change`` (0 = learn ``p``), ``learn_steps`` (500, memory of the
 learned ``p`` in steps), ``ignore_values`` (none), ``ignore_below`` (none).
-Cost per reading: O(1) (plus one comparison per ``ignore_values`` entry); state is eight numbers.
+Cost per reading: O(1) (plus one comparison per ``ignore_values`` entry); a ``log`` when a run ends,
+a ``pow`` too only when it held more than one reading. ~0.9 us per update on what the demo city's
+detectors see in the engine (demo 6h; thread CPU time, best of 11, shared 2-core host; 3.3 us
+before); state is eight numbers.
 Never reads the clock: durations are event time.
 """
 
