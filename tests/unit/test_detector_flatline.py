@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,34 @@ def test_flatline_params_from_yaml_and_bad_values_named() -> None:
     with pytest.raises(ParamError) as err:
         FlatlineDetector.from_config({"ignore_values": 0, "min_samples": 1, "ignore_below": "low"})
     assert {k for k, _ in err.value.problems} == {"ignore_values", "min_samples", "ignore_below"}
+
+
+@pytest.mark.parametrize("learn_steps", [10, 500, 7777])
+def test_flatline_one_reading_run_learned_as_the_general_rule_would(learn_steps: int) -> None:
+    """The shortcut for a run of one reading (every step of a noisy series) learns the same floats as
+    the general rule: no flat step, so never called, d**0 = 1 and nothing grown."""
+    rng = random.Random(learn_steps)
+    for _ in range(300):
+        state = {"seen": True, "run_n": 1, "run_start": 60.0, "run_last": 60.0, "lo": 1.0, "hi": 1.0,
+                 "flat_w": rng.choice([0.0, rng.uniform(0, learn_steps)]), "all_w": rng.uniform(0, learn_steps)}
+        state["all_w"] = max(state["all_w"], state["flat_w"])
+        fast = FlatlineDetector(FlatlineParams(learn_steps=learn_steps))
+        full = FlatlineDetector(FlatlineParams(learn_steps=learn_steps))
+        fast.restore(state)
+        full.restore(state)
+        fast._learn_step()
+        full._learn_run()
+        assert fast.snapshot() == full.snapshot() and fast._surprise_step == full._surprise_step
+
+
+def test_flatline_numpy_and_float_input_give_the_same_verdicts_and_state() -> None:
+    """numpy scalars are converted on the way in: the same verdicts, and a JSON-able snapshot."""
+    rng = random.Random(3)
+    # noise, flat stretches and readings at the ignored 0
+    xs = [0.0 if i % 97 == 0 else round(rng.gauss(1.0, 0.3), 1) if i % 50 < 40 else 2.0 for i in range(600)]
+    params = FlatlineParams(ignore_values=(0.0,))
+    a, b = FlatlineDetector(params), FlatlineDetector(params)
+    for i, x in enumerate(xs):
+        assert a.update(T0 + 60.0 * i, x) == b.update(np.float64(T0 + 60.0 * i), np.float64(x))
+    assert a.snapshot() == b.snapshot()
+    assert all(type(v) is float for k, v in b.snapshot().items() if k not in ("seen", "run_n"))

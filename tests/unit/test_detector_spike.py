@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lifeline.detectors import DETECTORS, Verdict
-from lifeline.detectors.spike import SpikeDetector, SpikeParams
+from lifeline.detectors.base import sorted_median
+from lifeline.detectors.spike import SpikeDetector, SpikeParams, _mad
 from lifeline.registry import Registry, load_registry
 from simulators.base import Effect
 from simulators.faults import Fault
@@ -146,3 +150,35 @@ def test_spike_max_width_two_calls_a_two_sample_glitch() -> None:
 def test_spike_is_a_registered_health_detector() -> None:
     """Registered as 'spike', and its findings are health alerts."""
     assert DETECTORS.get("spike") is SpikeDetector and SpikeDetector.health
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_spike_mad_search_equals_sorting_the_deviations(seed: int) -> None:
+    """The windowed search gives the value a full sort of |x - med| gives, from any start: ties at the
+    median (quantised steps), skewed lists (the start far off: bisection) and every length up to 70."""
+    rng = random.Random(seed)
+    for n in range(1, 71):
+        for kind in ("gauss", "ties", "skew", "zeros"):
+            if kind == "gauss":
+                xs = [rng.gauss(0.0, 1.0) for _ in range(n)]
+            elif kind == "ties":
+                xs = [float(rng.randint(-2, 2)) for _ in range(n)]
+            elif kind == "skew":
+                xs = [rng.expovariate(1.0) ** 3 for _ in range(n)]
+            else:
+                xs = [rng.choice([0.0, -0.0, 5e-324, 0.1]) for _ in range(n)]
+            xs.sort()
+            med = sorted_median(xs)
+            expected = sorted_median(sorted(abs(x - med) for x in xs))
+            assert _mad(xs, med, bisect.bisect_left(xs, med)) == expected, (kind, xs)
+
+
+def test_spike_numpy_and_float_input_give_the_same_verdicts_and_state() -> None:
+    """numpy scalars are converted on the way in: the same verdicts, and a JSON-able snapshot."""
+    rng = random.Random(5)
+    xs = [rng.gauss(0.0, 1.0) + (6.0 if i % 37 == 0 else 0.0) for i in range(400)]
+    a, b = SpikeDetector(), SpikeDetector()
+    for i, x in enumerate(xs):
+        assert a.update(T0 + 60.0 * i, x) == b.update(T0 + 60.0 * i, np.float64(x))
+    assert a.snapshot() == b.snapshot()
+    assert all(type(v) is float for v in b.snapshot()["diffs"] + b.snapshot()["recent"])
