@@ -247,7 +247,7 @@ def _decode_one(obj: Any, where: _Where) -> list[Reading]:
     if seq is not None and type(seq) is not int:  # from JSON: not a bool either
         raise _Reject("bad_type", f"'seq' must be an integer (got {_short(seq)})")
     quality = obj.get("quality", "good")
-    if quality not in QUALITIES:
+    if type(quality) is not str or quality not in QUALITIES:  # a list or object is not hashable: check the type first
         raise _Reject("bad_type", f"'quality' must be good, suspect or bad (got {_short(quality)})")
     unit = obj.get("unit")
     if unit is not None and not isinstance(unit, str):

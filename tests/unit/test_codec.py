@@ -56,6 +56,8 @@ BAD = [
     (b'{"ts": 1, "metric": 5, "value": 1}', "bad_type"),
     (b'{"ts": 1, "metric": "a", "value": 1, "seq": 1.5}', "bad_type"),
     (b'{"ts": 1, "metric": "a", "value": 1, "quality": "great"}', "bad_type"),
+    (b'{"ts": 1, "metric": "a", "value": 1, "quality": ["good"]}', "bad_type"),  # unhashable: once a TypeError
+    (b'{"ts": 1, "metric": "a", "value": 1, "quality": {"q": 1}}', "bad_type"),
     (b'{"ts": 1, "metric": "a", "value": NaN}', "non_finite"),
     (b'{"ts": 1, "metric": "a", "value": Infinity}', "non_finite"),
     (b'{"ts": 1, "metric": "a", "value": 1e400}', "non_finite"),
