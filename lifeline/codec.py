@@ -130,7 +130,9 @@ def decode_line(
             sensor = item["sensor"]
             known = registry.get(sensor)
             domain = item.get("domain") or (known.domain if known else "")
-            if not isinstance(domain, str) or not domain:
+            if not isinstance(domain, str):
+                raise _Reject("bad_type", f"{where}replay line's 'domain' must be a string (got {_short(domain)})")
+            if not domain:
                 raise _Reject("unknown_sensor", f"{where}sensor {sensor!r} is not in the registry")
             out.readings += _decode_one(item, (domain, sensor, registry, received_at, limits))
     except _Reject as rej:

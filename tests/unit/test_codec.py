@@ -110,3 +110,10 @@ def test_codec_replay_line_and_tick() -> None:
     assert tick is None and [(r.domain, r.value) for r in decoded.readings] == [("water", 0.3)]
     decoded, tick = decode_line(b'{"tick": 1764403200}', registry=REG)
     assert tick == 1764403200.0 and decoded.readings == []
+
+
+def test_codec_replay_line_domain_of_the_wrong_type() -> None:
+    """A registered sensor with a non-string domain is a type error, not "not in the registry"."""
+    decoded, _ = decode_line(b'{"sensor": "w1", "domain": [1], "ts": 5, "metric": "p", "value": 0.3}', registry=REG)
+    assert [(d.reason, d.detail) for d in decoded.dead] == [
+        ("bad_type", "replay line's 'domain' must be a string (got [1])")]
