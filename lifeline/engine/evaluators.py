@@ -125,23 +125,23 @@ def detector(rule: Rule, lc: Lifecycle, det: Detector, emit: Emit) -> Evaluator:
 class _Members:
     """The states of a group's members, each looked up until it exists and then kept: a sensor's state
     exists from its first reading on and is never replaced (``restore`` builds new states, and with
-    them new evaluators). No measure depends on the members' order, so a resolved one just moves."""
+    them new evaluators). ``states`` stays in the members' (id) order: with a NaN among the values the
+    residual's sort, and so its median, would depend on it."""
 
-    __slots__ = ("pending", "sensors", "states")
+    __slots__ = ("members", "pending", "sensors", "states")
 
     def __init__(self, members: tuple[str, ...], sensors: Mapping[str, SensorState]) -> None:
+        self.members = members
         self.sensors = sensors
         self.pending = list(members)
         self.states: list[SensorState] = []
 
-    def resolve(self) -> list[SensorState]:
-        """Every member that has reported so far (call before each use while ``pending``)."""
-        for sid in list(self.pending):
-            other = self.sensors.get(sid)
-            if other is not None:
-                self.states.append(other)
-                self.pending.remove(sid)
-        return self.states
+    def resolve(self) -> None:
+        """Take in the members that have reported since (call before each use while ``pending``)."""
+        sensors = self.sensors
+        if any(sid in sensors for sid in self.pending):
+            self.states[:] = [st for st in map(sensors.get, self.members) if st is not None]
+            self.pending = [sid for sid in self.members if sid not in sensors]
 
 
 def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: Mapping[str, SensorState],
