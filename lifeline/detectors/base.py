@@ -20,15 +20,35 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from lifeline.timefmt import parse_duration
 
 
-@dataclass(frozen=True, slots=True)
 class Verdict:
-    score: float  # graded anomaly score in [0, 1]
-    value: float  # the detector's own quantity, in its own unit
+    """``score``: graded anomaly score in [0, 1]; ``value``: the detector's own quantity, in its own unit.
+
+    Immutable by contract (``Final``: mypy rejects an assignment; shared instances like spike's
+    ``_CALM`` rely on it). A plain slotted class rather than a frozen dataclass: one is built per
+    observation, and the frozen ``__init__`` (``object.__setattr__`` per field) cost twice as much."""
+
+    __slots__ = ("score", "value")
+
+    def __init__(self, score: float, value: float) -> None:
+        self.score: Final = score
+        self.value: Final = value
+
+    def __repr__(self) -> str:
+        return f"Verdict(score={self.score!r}, value={self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Verdict:
+            return NotImplemented
+        assert isinstance(other, Verdict)
+        return (self.score, self.value) == (other.score, other.value)
+
+    def __hash__(self) -> int:
+        return hash((self.score, self.value))
 
 
 @dataclass(frozen=True, slots=True)

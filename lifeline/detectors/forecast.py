@@ -64,22 +64,21 @@ class ForecastDetector(Detector):
     def reset(self) -> None:
         self._pts: deque[tuple[float, float]] = deque()  # (ts - anchor, value)
         self._anchor = 0.0
-        self._sums = [0.0, 0.0, 0.0, 0.0]  # sum t, x, t*t, t*x over _pts
+        # sums of t, x, t*t, t*x over _pts: four floats, not a list, so update keeps them in locals
+        self._st = self._sx = self._stt = self._stx = 0.0
         self._past_since: float | None = None
-
-    def _add(self, t: float, x: float, sign: float) -> None:
-        s = self._sums
-        s[0] += sign * t
-        s[1] += sign * x
-        s[2] += sign * t * t
-        s[3] += sign * t * x
 
     def _reanchor(self, ts: float) -> None:
         """Move the time origin to ``ts`` and recompute the sums exactly."""
         pts = [(t + self._anchor - ts, x) for t, x in self._pts]
-        self._pts, self._anchor, self._sums = deque(pts), ts, [0.0, 0.0, 0.0, 0.0]
+        self._pts, self._anchor = deque(pts), ts
+        st = sx = stt = stx = 0.0
         for t, x in pts:
-            self._add(t, x, 1.0)
+            st += t
+            sx += x
+            stt += t * t
+            stx += t * x
+        self._st, self._sx, self._stt, self._stx = st, sx, stt, stx
 
     def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
         if value is None or not math.isfinite(value):
@@ -88,30 +87,31 @@ class ForecastDetector(Detector):
         p = self.params
         if not self._pts or ts - self._anchor > REANCHOR_WINDOWS * p.window_s:
             self._reanchor(ts)
+        pts = self._pts
         t = ts - self._anchor
-        self._pts.append((t, value))
-        self._add(t, value, 1.0)
-        while self._pts[0][0] < t - p.window_s or len(self._pts) > p.max_samples:
-            self._add(*self._pts.popleft(), -1.0)
-        if len(self._pts) < p.min_samples:
+        pts.append((t, value))
+        # the running sums in locals; adding then removing a point is exact-order identical to a
+        # signed accumulation (x + (-1.0 * y) == x - y in IEEE arithmetic), so verdicts do not change
+        st, sx, stt, stx = self._st + t, self._sx + value, self._stt + t * t, self._stx + t * value
+        oldest, max_samples = t - p.window_s, p.max_samples
+        while pts[0][0] < oldest or len(pts) > max_samples:
+            u, y = pts.popleft()
+            st, sx, stt, stx = st - u, sx - y, stt - u * u, stx - u * y
+        self._st, self._sx, self._stt, self._stx = st, sx, stt, stx
+        n = len(pts)
+        if n < p.min_samples:
             self._past_since = None
             return None
-        level, slope = self._fit(t)
-        minutes = self._minutes(level, slope)
+        # the least-squares line's slope (unit per second) and its level at t
+        var = stt - st * st / n
+        slope = (stx - st * sx / n) / var if var > 1e-9 * max(stt, 1.0) else 0.0
+        minutes = self._minutes(sx / n + slope * (t - st / n), slope)
         if minutes > 0.0:
             self._past_since = None
             return Verdict(APPROACH_MAX * (1.0 - minutes * 60.0 / p.horizon_s), minutes)
         if self._past_since is None:
             self._past_since = ts
         return Verdict(APPROACH_MAX + (1.0 - APPROACH_MAX) * squash(ts - self._past_since, p.horizon_s), 0.0)
-
-    def _fit(self, t: float) -> tuple[float, float]:
-        """The least-squares line's level at ``t`` and its slope (unit per second)."""
-        n = len(self._pts)
-        st, sx, stt, stx = self._sums
-        var = stt - st * st / n
-        slope = (stx - st * sx / n) / var if var > 1e-9 * max(stt, 1.0) else 0.0
-        return sx / n + slope * (t - st / n), slope
 
     def _minutes(self, level: float, slope: float) -> float:
         """Minutes until the line reaches the target, 0 if past, the horizon if never within it."""
@@ -123,12 +123,12 @@ class ForecastDetector(Detector):
         return min(eta, p.horizon_s) / 60.0 if eta > 0.0 else p.horizon_s / 60.0
 
     def snapshot(self) -> dict[str, Any]:
-        return {"pts": [list(pt) for pt in self._pts], "anchor": self._anchor, "sums": list(self._sums),
-                "past_since": self._past_since}
+        return {"pts": [list(pt) for pt in self._pts], "anchor": self._anchor,
+                "sums": [self._st, self._sx, self._stt, self._stx], "past_since": self._past_since}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.reset()
         self._pts = deque((float(t), float(x)) for t, x in state["pts"])
         self._anchor = float(state["anchor"])
-        self._sums = [float(v) for v in state["sums"]]
+        self._st, self._sx, self._stt, self._stx = (float(v) for v in state["sums"])
         self._past_since = None if state["past_since"] is None else float(state["past_since"])

@@ -23,8 +23,11 @@ def fast(expr: Expr) -> Callable[[Mapping[str, float]], float]:
     return fn if callable(fn) else expr.__call__
 
 
-def _stepper(th: Thresholds, lc: Lifecycle, rule: Rule, emit: Emit) -> Callable[[SensorState, float, float,
-                                                                              list[AlertEvent]], None]:
+#: (sensor state, event time, value, output) -> thresholds -> lifecycle -> emit
+_Step = Callable[[SensorState, float, float, list[AlertEvent]], None]
+
+
+def _stepper(th: Thresholds, lc: Lifecycle, rule: Rule, emit: Emit) -> _Step:
     """value -> level (and level held under hysteresis) -> lifecycle -> emit; skips idle values below bound."""
     lowest, above, hyst, level_of = th.levels[0][1], th.direction == "above", th.hysteresis, th.level_of
 
@@ -97,56 +100,114 @@ def detector(rule: Rule, lc: Lifecycle, det: Detector, emit: Emit) -> Evaluator:
     metric = rule.metrics[0] if value is None else ""
     update = det.update
     on_score = rule.detector_on == "score"
-    step = _stepper(th, lc, rule, emit)
+    lowest, above, hyst, level_of = th.levels[0][1], th.direction == "above", th.hysteresis, th.level_of
 
     def on_detector(st: SensorState, ts: float, out: list[AlertEvent]) -> None:
+        env = st.values
         try:
-            x = st.values[metric] if compute is None else compute(st.values)
+            x = env[metric] if compute is None else compute(env)
         except KeyError:
             return
-        verdict = update(ts, x, st.values)
-        if verdict is not None:  # None: warm-up or NaN, no evidence either way
-            step(st, ts, verdict.score if on_score else verdict.value, out)
+        verdict = update(ts, x, env)
+        if verdict is None:  # warm-up or NaN, no evidence either way
+            return
+        # _stepper's body inlined: one call per observation of every detector rule saved
+        v = verdict.score if on_score else verdict.value
+        if lc.idle and ((v < lowest) if above else (v > lowest)):
+            return
+        tr = lc.step(level_of(v), level_of(v, hyst), ts)
+        if tr is not None:
+            emit(rule, lc, tr, st, ts, v, out)
 
     return on_detector
+
+
+class _Members:
+    """The states of a group's members, each looked up until it exists and then kept: a sensor's state
+    exists from its first reading on and is never replaced (``restore`` builds new states, and with
+    them new evaluators). ``states`` stays in the members' (id) order: with a NaN among the values the
+    residual's sort, and so its median, would depend on it."""
+
+    __slots__ = ("members", "pending", "sensors", "states")
+
+    def __init__(self, members: tuple[str, ...], sensors: Mapping[str, SensorState]) -> None:
+        self.members = members
+        self.sensors = sensors
+        self.pending = list(members)
+        self.states: list[SensorState] = []
+
+    def resolve(self) -> None:
+        """Take in the members that have reported since (call before each use while ``pending``)."""
+        sensors = self.sensors
+        if any(sid in sensors for sid in self.pending):
+            self.states[:] = [st for st in map(sensors.get, self.members) if st is not None]
+            self.pending = [sid for sid in self.members if sid not in sensors]
 
 
 def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: Mapping[str, SensorState],
                   emit: Emit) -> Evaluator:
     """``count``: the number of elevated members of the group (the lifecycle's subject is the group);
     ``isolated``: 1 while this sensor is the only elevated member; ``residual``: how far this sensor's
-    value is from the median of the fresh group (absolute)."""
+    value is from the median of the fresh group (absolute). A member counts while its latest value of
+    the metric is no older than the window."""
     hood, th = rule.neighbourhood, rule.thresholds
     assert hood is not None and th is not None
-    measure, metric, elevated, window = hood.measure, rule.metrics[0], hood.elevated, hood.window_s
+    group = _Members(members, sensors)
     step = _stepper(th, lc, rule, emit)
+    if hood.measure == "residual":
+        return _residual(rule.metrics[0], hood.window_s, hood.min_others, group, step)
+    above = hood.member_above is not None
+    bound = hood.member_above if hood.member_above is not None else hood.member_below
+    assert bound is not None
+    return _elevated(rule.metrics[0], hood.window_s, hood.measure == "count", above, bound, group, step)
 
-    def fresh(ts: float) -> list[tuple[SensorState, float]]:
+
+def _residual(metric: str, window: float, min_others: int, group: _Members, step: _Step) -> Evaluator:
+    states = group.states
+
+    def on_residual(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
+        if group.pending:
+            group.resolve()
         cutoff = ts - window
-        out: list[tuple[SensorState, float]] = []
-        for sid in members:
-            other = sensors.get(sid)
-            if other is None:
-                continue
-            t, v = other.mts.get(metric), other.values.get(metric)
-            if t is not None and t >= cutoff and v is not None:
-                out.append((other, v))
-        return out
+        vs: list[float] = []
+        for other in states:
+            t = other.mts.get(metric)
+            if t is not None and t >= cutoff:
+                v = other.values.get(metric)
+                if v is not None:
+                    vs.append(v)
+        mine = me.values.get(metric)
+        if mine is None or len(vs) - 1 < min_others:
+            return
+        # the median of the whole group, this sensor included: one drifting member of three or
+        # more cannot move it, so the steady neighbours read ~0 and only the drifter deviates
+        vs.sort()
+        k = len(vs)
+        step(me, ts, abs(mine - (vs[k // 2] if k % 2 else 0.5 * (vs[k // 2 - 1] + vs[k // 2]))), out)
 
-    def on_neighbourhood(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
-        group = fresh(ts)
-        if measure == "residual":
-            mine = me.values.get(metric)
-            if mine is None or len(group) - 1 < hood.min_others:
-                return
-            # the median of the whole group, this sensor included: one drifting member of three or
-            # more cannot move it, so the steady neighbours read ~0 and only the drifter deviates
-            vs = sorted(v for _, v in group)
-            k = len(vs)
-            x = abs(mine - (vs[k // 2] if k % 2 else 0.5 * (vs[k // 2 - 1] + vs[k // 2])))
-        else:
-            up = [s for s, v in group if elevated(v)]
-            x = float(len(up)) if measure == "count" else (1.0 if up == [me] else 0.0)
-        step(me, ts, x, out)
+    return on_residual
 
-    return on_neighbourhood
+
+def _elevated(metric: str, window: float, count: bool, above: bool, bound: float, group: _Members,
+              step: _Step) -> Evaluator:
+    """``count`` (the number of elevated members) or ``isolated`` (1.0 when ``me`` alone is elevated).
+    ``Neighbourhood.elevated`` is inlined (at or above ``bound`` if ``above``, else at or below):
+    one call per member and reading saved."""
+    states = group.states
+
+    def on_elevated(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
+        if group.pending:
+            group.resolve()
+        cutoff = ts - window
+        n = 0
+        me_up = False
+        for other in states:
+            t = other.mts.get(metric)
+            if t is not None and t >= cutoff:
+                v = other.values.get(metric)
+                if v is not None and ((v >= bound) if above else (v <= bound)):
+                    n += 1
+                    me_up = me_up or other is me
+        step(me, ts, float(n) if count else (1.0 if n == 1 and me_up else 0.0), out)
+
+    return on_elevated

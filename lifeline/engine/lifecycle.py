@@ -7,7 +7,7 @@ still *held* under hysteresis) at an event time and returns the transition, if a
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lifeline.model import EventKind, Level
@@ -40,17 +40,22 @@ class Lifecycle:
     seq: int = 0
     up_since: float | None = None  # the condition has been above the open level since
     down_since: float | None = None  # ... below it (after hysteresis) since
+    #: ``level is None and up_since is None``: no alert open and none pending. A plain attribute kept in
+    #: sync by every method that changes either (a property cost ~0.15 µs on the hot path, ~1M reads a run)
+    idle: bool = field(default=True, init=False, repr=False, compare=False)
 
-    @property
-    def idle(self) -> bool:
-        return self.level is None and self.up_since is None
+    def __post_init__(self) -> None:
+        self.idle = self.level is None and self.up_since is None
 
     def step(self, raw: Level | None, held: Level | None, ts: float) -> Transition | None:
         """``raw``: level reached now; ``held``: level still held with hysteresis (>= raw)."""
         cur = self.level
         if cur is None or (raw is not None and raw > cur):
-            return self._rise(raw, ts)
+            tr = self._rise(raw, ts)
+            self.idle = self.level is None and self.up_since is None
+            return tr
         self.up_since = None
+        self.idle = False  # an alert is open: _fall may resolve it, and then sets idle itself
         if held is not None and held >= cur:
             self.down_since = None
             return None
@@ -86,6 +91,7 @@ class Lifecycle:
         self.seq += 1
         if target is None:
             self.level = None
+            self.idle = True  # up_since was cleared by step
             return Transition(EventKind.RESOLVED, prev, "condition cleared (past hysteresis)")
         self.level = target
         return Transition(EventKind.DEESCALATED, target, f"{prev.colour} -> {target.colour}")
@@ -106,3 +112,4 @@ class Lifecycle:
         self.level = None if d["level"] is None else Level(d["level"])
         self.alert, self.started, self.seq = d["alert"], d["started"], d["seq"]
         self.up_since, self.down_since = d["up_since"], d["down_since"]
+        self.idle = self.level is None and self.up_since is None

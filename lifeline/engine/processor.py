@@ -10,6 +10,7 @@ rule with no open alert costs one comparison when the value is below its lowest 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from lifeline.registry import Registry
 from lifeline.rules.model import Rule, RuleSet
 
 NODATA_CHECK_S = 10.0  # event-time cadence of the staleness scan
+# The scan is skipped while the watermark is this far before the earliest time any sensor could be
+# found silent (last_seen + limit): far more than the rounding of ``wm - last`` against ``limit``.
+NODATA_MARGIN_S = 1.0
 
 
 @dataclass(slots=True)
@@ -58,6 +62,8 @@ class Engine:
         self.watermark: float | None = None
         self._next_check: float | None = None
         self._order: list[SensorState] | None = None  # sensors by id, for the staleness scan
+        # no scan finds a silent sensor before this watermark (see _advance); -inf: scan next time
+        self._quiet_until = -math.inf
         self.counts: Counter[str] = Counter()
 
     # ---- inputs -------------------------------------------------------------------------
@@ -68,42 +74,57 @@ class Engine:
         events, dead = out.events, out.dead
         sensors = self._sensors
         wm = self.watermark
-        group: dict[Evaluator, None] = {}
+        group: dict[Evaluator, None] = {}  # the evaluators of the current payload (an ordered set)
+        owned = False  # False while ``group`` is still a sensor's bind dict itself (not to be mutated)
         group_st: SensorState | None = None
         group_ts = 0.0
+        # the last accepted reading's sensor and ts: another metric of the same payload needs no
+        # sensor lookup, and cannot move last_seen or the watermark, nor end the group
+        cur_sid: str | None = None
+        cur_ts = 0.0
+        st: SensorState | None = None
         n = 0
         for r in readings:
             n += 1
-            st = sensors.get(r.sensor)
-            if st is None:
-                st = self._new_sensor(r.sensor, r.domain)
             m = r.metric
             ts = r.ts
-            if r.seq is not None:  # seq first: a redelivered payload is a duplicate, not merely late
+            seq = r.seq
+            same = ts == cur_ts and r.sensor == cur_sid
+            if not same:
+                st = sensors.get(r.sensor)
+                if st is None:
+                    st = self._new_sensor(r.sensor, r.domain)
+            assert st is not None
+            if seq is not None:  # seq first: a redelivered payload is a duplicate, not merely late
                 prev = st.mseq.get(m)
-                if prev is not None and r.seq <= prev:
+                if prev is not None and seq <= prev:
                     dead.append(self._duplicate(r, prev))
                     continue
             last = st.mts.get(m)
             if last is not None and ts <= last:
                 dead.append(self._late(r, last))
                 continue
-            if r.seq is not None:
-                st.mseq[m] = r.seq
-            if group_st is not None and (group_st is not st or group_ts != ts):
-                for ev in group:
-                    ev(group_st, group_ts, events)
-                group = {}
-                group_st = None
-            st.mts[m] = ts
-            if st.last_seen is None or ts > st.last_seen:
-                st.last_seen = ts
-                if st.stale:
-                    self._data_back(st, ts, events)
-            if wm is None or ts > wm:
-                wm = ts
-                if self._next_check is None or wm >= self._next_check:
-                    self._advance(wm, events)  # per reading, so batch boundaries never change output
+            if seq is not None:
+                st.mseq[m] = seq
+            if same:
+                st.mts[m] = ts
+            else:
+                # a new payload: judge the previous one first (its neighbourhood rules must not yet
+                # see this reading's ts), then this reading may move last_seen and the watermark
+                if group_st is not None:
+                    for ev in group:
+                        ev(group_st, group_ts, events)
+                    group_st = None  # the next evaluated metric starts a new group
+                st.mts[m] = ts
+                cur_sid, cur_ts = r.sensor, ts
+                if st.last_seen is None or ts > st.last_seen:
+                    st.last_seen = ts
+                    if st.stale:
+                        self._data_back(st, ts, events)
+                if wm is None or ts > wm:
+                    wm = ts
+                    if self._next_check is None or wm >= self._next_check:
+                        self._advance(wm, events)  # per reading, so batch boundaries never change output
             if r.quality == "bad":
                 continue
             st.values[m] = r.value
@@ -111,8 +132,12 @@ class Engine:
             if evals is None:
                 evals = self._bind(st, m)
             if evals:
-                group.update(evals)
-                group_st, group_ts = st, ts
+                if group_st is None:
+                    group, owned, group_st, group_ts = evals, False, st, ts
+                elif owned:
+                    group.update(evals)
+                else:
+                    group, owned = {**group, **evals}, True
         if group_st is not None:
             for ev in group:
                 ev(group_st, group_ts, events)
@@ -145,6 +170,7 @@ class Engine:
         st = SensorState(sid, domain, sensor)
         self._sensors[sid] = st
         self._order = None
+        self._quiet_until = -math.inf  # the next scan must run: it sets up the new sensor's nodata rules
         return st
 
     def lifecycle(self, rule: Rule, subject: str) -> Lifecycle:
@@ -233,6 +259,7 @@ class Engine:
 
     def _data_back(self, st: SensorState, ts: float, out: list[AlertEvent]) -> None:
         st.stale = False
+        self._quiet_until = -math.inf  # it can be found silent again
         for rule, lc in self._nodata_of(st):
             if lc.level is not None:
                 tr = lc.step(None, None, ts)
@@ -249,8 +276,19 @@ class Engine:
         if wm < self._next_check:
             return
         self._next_check = wm + NODATA_CHECK_S
+        if wm < self._quiet_until:
+            return  # no sensor can have been silent for its limit yet: the scan would find nothing
         if self._order is None:
             self._order = [self._sensors[k] for k in sorted(self._sensors)]
+        self._scan(wm, out)
+
+    def _scan(self, wm: float, out: list[AlertEvent]) -> None:
+        """Open nodata alerts of sensors silent for their limit (sensors by id), and note when the
+        next scan can first find one: last_seen only grows, so until the earliest last_seen + limit
+        of the sensors still reporting, every scan would find nothing (a new sensor or a stale one
+        whose data is back resets it)."""
+        assert self._order is not None
+        quiet = math.inf
         for st in self._order:
             last = st.last_seen
             if last is None or st.stale:
@@ -259,6 +297,8 @@ class Engine:
                 self._nodata_of(st)
             silent = wm - last
             if silent < st.nodata_after:
+                due = last + st.nodata_after
+                quiet = due if due < quiet else (quiet if due == due else -math.inf)  # NaN: always scan
                 continue
             for rule, lc in self._nodata_of(st):
                 after = self._nodata_after(rule, st)
@@ -270,6 +310,9 @@ class Engine:
                     st.stale = True
                     tr.reason = f"no data for {silent:.0f} s (limit {after:.0f} s)"
                     self._emit(rule, lc, tr, st, wm, silent, out)
+            if not st.stale:  # silent for the shortest limit but not yet for a rule's own: scan again
+                quiet = -math.inf
+        self._quiet_until = quiet - NODATA_MARGIN_S
 
     @staticmethod
     def _nodata_after(rule: Rule, st: SensorState) -> float:
@@ -321,6 +364,7 @@ class Engine:
             self._detector(rule, subject).restore(state)
         for st in self._sensors.values():
             st.stale = any(lc.level is not None for _, lc in self._nodata_of(st))
+        self._quiet_until = -math.inf
 
     def open_alerts(self) -> list[tuple[str, str, Level]]:
         return sorted((lc.rule, lc.subject, lc.level) for lc in self._lifecycles.values() if lc.level is not None)
