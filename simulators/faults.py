@@ -22,8 +22,13 @@ FAULT_KINDS: tuple[str, ...] = ("spike", "drift", "stuck", "dropout")
 @dataclass(frozen=True, slots=True)
 class Fault:
     """``metric`` None = every metric of the sensor. Params: spike ``probability`` (0.05) and
-    ``magnitude`` (added value; default 5x the metric's spread); drift ``rate_per_h``; stuck ``value``
-    (default: the first value in the window)."""
+    ``magnitude`` (added value; default 5x the metric's spread), at least one spike per fault (one sample
+    of the window drawn by the fault's generator when the Bernoulli draws hit none); drift ``rate_per_h``;
+    stuck ``value`` (default: the first value in the window).
+
+    A fault may still change nothing the engine receives (a rain gauge stuck at 0 in dry weather, a
+    door-zone contact stuck at 1 while the car stays parked); benchmarks/scenario_eval.py calls those
+    *unobservable* by comparing the faulted series with the fault-free one."""
 
     index: int
     kind: str
@@ -60,6 +65,12 @@ def _apply(fault: Fault, values: Array, ts: Array, inside: NDArray[np.bool_], rn
         spread = float(np.std(values)) or 1.0
         magnitude = float(fault.params.get("magnitude", 5.0 * spread))
         hit = inside & (rng.random(ts.size) < float(fault.params.get("probability", 0.05)))
+        if not hit.any():
+            # A spike fault has at least one spike: with few samples in the window (probability 0.05 over 1 h
+            # of 5-min reports draws none about half of the time) the draws may miss them all; then one sample of
+            # the window, chosen by the fault's own generator, is hit. Drawn after the Bernoulli draws, so a
+            # one-metric fault that already had spikes keeps exactly the ones it had.
+            hit[np.flatnonzero(inside)[int(rng.integers(int(inside.sum())))]] = True
         values[hit] = values[hit] + magnitude
     elif fault.kind == "drift":
         rate = float(fault.params.get("rate_per_h", 1.0))

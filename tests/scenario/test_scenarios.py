@@ -14,10 +14,12 @@ def test_scenario_e2e_small_alerts_equal_ground_truth() -> None:
 
 
 def test_scenario_e2e_small_stuck_sensor_raises_no_safety_alert() -> None:
-    """The stuck water-pressure logger is a sensor fault: no safety alert on that sensor."""
+    """The stuck water-pressure logger is a sensor fault: a health finding on that sensor, no safety alert."""
     run = simulate("e2e_small")
     events, _ = backtest(run.lines())
-    assert not [e for e in events if e.sensor == "LY-WAT-M1-N1"]
+    mine = [e for e in events if e.sensor == "LY-WAT-M1-N1"]
+    assert not [e for e in mine if e.kind.value == "safety"]
+    assert {(e.rule, e.kind.value) for e in mine if e.event.value == "fired"} == {("water.pressure.stuck", "health")}
 
 
 def test_scenario_quiet_city_raises_no_safety_alert() -> None:

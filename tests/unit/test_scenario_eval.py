@@ -111,8 +111,34 @@ def test_fault_summary_counts_both_in_both_columns() -> None:
     )] + [se.match_fault(_fault(kind="dropout"), [_alert("W1", T0 + 200, kind="nodata")], GRACE)]
     out = se.fault_summary(results)
     assert list(out) == ["stuck", "dropout"]  # FAULT_KINDS order
-    assert out["stuck"]["gas"] == {"faults": 4, "health": 2, "safety": 2, "missed": 1, "correct": 1}
-    assert out["dropout"]["gas"] == {"faults": 1, "health": 1, "safety": 0, "missed": 0, "correct": 1}
+    assert out["stuck"]["gas"] == {"faults": 4, "health": 2, "safety": 2, "missed": 1, "correct": 1,
+                                   "unobservable": 0, "observable": 4, "correct_observable": 1}
+    assert out["dropout"]["gas"] == {"faults": 1, "health": 1, "safety": 0, "missed": 0, "correct": 1,
+                                     "unobservable": 0, "observable": 1, "correct_observable": 1}
+
+
+def test_fault_observability_compares_with_the_fault_free_series() -> None:
+    """A rain gauge stuck at 0 on a dry day sends what it would have sent: unobservable, with why; a stuck
+    water pressure and a dropout change what the engine receives."""
+    from lifeline.registry import load_registry
+    from simulators.runner import generate
+    from simulators.scenario import parse_scenario
+
+    registry = load_registry(paths.default_registry(), paths.default_districts())
+    doc = {"name": "obs", "start": se.DAY0 + 10 * 3600.0, "duration": 3600.0, "seed": 1,
+           "sensors": {"ids": ["LY-DRN-R1", "LY-WAT-M1-N1"]},
+           "faults": [{"kind": "stuck", "sensor": "LY-DRN-R1", "metric": "rain_mm_5min", "start": 600,
+                       "duration": "30m"},
+                      {"kind": "stuck", "sensor": "LY-WAT-M1-N1", "metric": "pressure_mpa", "start": 600,
+                       "duration": "30m"},
+                      {"kind": "dropout", "sensor": "LY-DRN-R1", "start": 2700, "duration": "5m"}]}
+    run = generate(registry, parse_scenario(doc))
+    seen, why = se.fault_observability(run, 0)
+    assert not seen and "rain_mm_5min 0" in why
+    assert se.fault_observability(run, 1) == (True, "")
+    assert se.fault_observability(run, 2) == (True, "")
+    cases = se._fault_cases(se.Task("faults", "obs"), run.truth(), registry, run)
+    assert [c.observable for c in cases] == [False, True, True]
 
 
 # ---- aggregation ----------------------------------------------------------------------------------------------------

@@ -44,3 +44,17 @@ def test_faults_dropout_removes_samples_and_composes() -> None:
     faults = [Fault(0, "dropout", "s", 600.0, 900.0), Fault(1, "stuck", "s", 0.0, 300.0, "y", {"value": 5.0})]
     out, keep = apply_faults(metrics, ts, faults, seed=1)
     assert (~keep).sum() == 5 and np.all(out["y"][ts < 300] == 5.0)
+
+
+def test_faults_spike_has_at_least_one_spike() -> None:
+    """A rare spike over a short window of slow reports still hits one in-window sample, reproducibly,
+    whatever the seed; samples outside the window are never touched."""
+    ts = np.arange(0.0, 7200.0, 300.0)  # 5-min reports
+    metrics = {"y": np.ones(ts.size)}
+    fault = Fault(0, "spike", "s", 1800.0, 3600.0, "y", {"probability": 1e-6, "magnitude": 10.0})
+    inside = (ts >= 1800.0) & (ts < 3600.0)
+    for seed in range(20):
+        out, _ = apply_faults(metrics, ts, [fault], seed=seed)
+        hits = out["y"] == 11.0
+        assert hits.sum() == 1 and hits[inside].sum() == 1
+        assert np.array_equal(out["y"], apply_faults(metrics, ts, [fault], seed=seed)[0]["y"])
