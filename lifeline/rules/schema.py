@@ -24,7 +24,7 @@ from lifeline.timefmt import TimeFormatError, parse_duration
 
 RULE_KEYS: Final = (
     "id", "title", "match", "threshold", "condition", "level", "nodata", "detector", "neighbourhood",
-    "for", "clear_for", "message", "playbook", "owner",
+    "for", "clear_for", "message", "playbook", "owner", "health",
 )
 MATCH_KEYS: Final = ("metric", "value", "labels", "label_names", "asset_types", "sensors")
 THRESHOLD_KEYS: Final = ("direction", "levels", "hysteresis", "on")
@@ -104,6 +104,8 @@ class RuleReader:
             fields.update(self._nodata(m, match))
         if kind is not None:
             self._check_labels_used(match, fields)
+            if "health" in m:
+                fields.update(self._health(m["health"], kind))
             numeric = () if kind == "nodata" else ("value", *fields.get("metrics", ()), *match.label_names)
             fields["message"] = self._message(m, numeric)
         fields.update(self._texts(m))
@@ -308,6 +310,19 @@ class RuleReader:
         else:
             out[amount[0]] = amount[1]
         return out
+
+    def _health(self, value: Any, kind: RuleKind) -> dict[str, bool]:
+        """``health: true``: the rule's findings are about the sensor (a consistency or plausibility check),
+        so its alerts are ``kind: health``; ``false`` overrides a sensor-health detector's default."""
+        path = self.at("health")
+        if kind == "nodata":
+            self.ck.report(path, "a nodata rule's alerts are already about the sensor (kind nodata); remove 'health'",
+                           key=True)
+            return {}
+        if not isinstance(value, bool):
+            self.ck.report(path, f"expected true or false (got {describe(value)})")
+            return {}
+        return {"health": value}
 
     def _timers(self, m: dict[str, Any]) -> dict[str, float]:
         out = {"for_s": self.defaults.for_s, "clear_for_s": self.defaults.clear_for_s}
