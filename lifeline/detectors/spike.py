@@ -203,6 +203,7 @@ class SpikeDetector(Detector):
         self._n_fresh = p.window // 3  # newest steps in the "fresh" spread once the window is full
         self._fresh_out = -self._n_fresh - 1  # where the step leaving the newest third is, once a new one is in
         self._up, self._down = p.side != "down", p.side != "up"
+        self._max_width = p.max_width
         self._z_floor, self._z_scale, self._min_spread = p.z_floor, p.z_scale, p.min_spread
         self._slow_steps = SLOW_WINDOWS * p.window  # an int, as the slow average always divided by
         self._full = False  # the window holds ``window`` steps and the readings more than ``lag``
@@ -262,6 +263,21 @@ class SpikeDetector(Detector):
             devs.sort()
             context_spread = MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
         else:
+            # The test of the width-1 branch for every width, before _size copies and sorts anything: a
+            # block that stands beyond neither neighbour on any side has size <= 0 at every width, which
+            # _size returns as (0.0, 0.0) (most readings end here)
+            lo = hi = recent[-2]
+            for w in range(1, min(self._max_width, len(recent) - 2) + 1):
+                b = recent[-w - 1]
+                if b < lo:
+                    lo = b
+                elif b > hi:
+                    hi = b
+                pre = recent[-w - 2]
+                if (self._up and lo > pre and lo > value) or (self._down and hi < pre and hi < value):
+                    break
+            else:
+                return _CALM
             size, context_spread = self._size()
             if size <= 0.0:
                 return _CALM
