@@ -2,7 +2,9 @@
 
 One batch at a time, in this order (the order is the guarantee):
 
-1. take up to N messages from the MQTT source (QoS 1, persistent session, not yet acknowledged);
+1. take up to N messages from the MQTT source (QoS 1, persistent session, not yet acknowledged; by
+   default paho's loop runs in a child process, ``lifeline.sources.mqtt_process``, so it does not compete
+   with steps 2-4 for the interpreter lock);
 2. decode them (receive time from the injected Clock) and run ``Engine.process``;
 3. append the accepted inputs to the journal (one unbuffered write): the journal is the write-ahead log;
 4. in ONE SQLite transaction: the batch's alert events, dead-letter counts and the journal offset the
@@ -50,6 +52,7 @@ from lifeline.rules.model import RuleSet
 from lifeline.sinks.jsonl import JsonlSink
 from lifeline.sinks.store import AlertStore
 from lifeline.sources.mqtt import ALERTS_PREFIX, DEADLETTER_TOPIC, DEFAULT_PREFIX, Message, MqttSettings, MqttSource
+from lifeline.sources.mqtt_process import ProcessMqttSource
 from lifeline.sources.replay import JournalWriter, reading_lines, tick_line
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ class RunConfig:
     publish: bool = True  # publish alerts and dead letters over MQTT
     limits: Limits = field(default_factory=Limits)
     connect_timeout_s: float | None = None  # None: keep retrying in the background
+    mqtt_process: bool = True  # paho's network loop in a child process (lifeline.sources.mqtt_process)
 
 
 @dataclass(slots=True)
@@ -96,9 +100,15 @@ class Runner:
         self.clock = clock or SystemClock()
         self.registry = registry
         self.engine = Engine(rules, registry)
-        self.source = source or MqttSource(
-            MqttSettings(host=config.broker_host, port=config.broker_port, client_id=config.client_id,
-                         prefix=config.prefix), clock=self.clock)
+        settings = MqttSettings(host=config.broker_host, port=config.broker_port, client_id=config.client_id,
+                                prefix=config.prefix)
+        self.source: MqttSource | ProcessMqttSource
+        if source is not None:
+            self.source = source
+        elif config.mqtt_process and clock is None:  # receive times from the child's clock: the system's
+            self.source = ProcessMqttSource(settings)
+        else:
+            self.source = MqttSource(settings, clock=self.clock)
         self.status_out = status if status is not None else sys.stderr
         self.counts: Counter[str] = Counter()
         self.stop_event = threading.Event()
