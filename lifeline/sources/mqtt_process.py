@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _FORWARD_MAX = 5000  # messages per pipe write from the child (one pickle, one write)
 _STATUS_EVERY_S = 0.2  # how often the child reports its link state when idle
+_RESPAWN_S = 2.0  # least time between two starts of the child
 
 
 class ProcessMqttSource:
@@ -50,9 +51,19 @@ class ProcessMqttSource:
         self._connected = False
         self._subscribed = False
         self.last_error = ""
+        self._spawned_at = 0.0
+        self.spawns = 0  # child processes started (more than one: a child died and was replaced)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self, wait_s: float | None = 10.0) -> None:
+        self._spawn()
+        if wait_s is not None and not self.wait_subscribed(wait_s):
+            self.stop()
+            why = f": {self.last_error}" if self.last_error else ""
+            s = self.settings
+            raise MqttError(f"cannot subscribe on MQTT broker {s.host}:{s.port} within {wait_s:g} s{why}")
+
+    def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         rx, child_tx = ctx.Pipe(duplex=False)
         child_rx, tx = ctx.Pipe(duplex=False)
@@ -62,11 +73,21 @@ class ProcessMqttSource:
         child_tx.close()  # only the child holds these ends: its death is our end-of-file, and ours its
         child_rx.close()
         self._rx, self._tx = rx, tx
-        if wait_s is not None and not self.wait_subscribed(wait_s):
-            self.stop()
-            why = f": {self.last_error}" if self.last_error else ""
-            s = self.settings
-            raise MqttError(f"cannot subscribe on MQTT broker {s.host}:{s.port} within {wait_s:g} s{why}")
+        self._spawned_at = time.monotonic()
+        self.spawns += 1
+
+    def _respawn_if_dead(self) -> None:
+        """A child that died on its own (killed, crashed) is replaced, at most once every few seconds. Its
+        unacknowledged messages come again on the new connection (persistent session, same packet ids),
+        so acknowledging what the runner still holds stays correct; what it re-reads is dead-lettered as
+        a duplicate by the engine."""
+        if self._rx is not None or self._proc is None or time.monotonic() - self._spawned_at < _RESPAWN_S:
+            return
+        log.warning("restarting the MQTT child process (the last one exited with code %s)", self._proc.exitcode)
+        self._proc.join(1.0)
+        if self._tx is not None:
+            self._tx.close()
+        self._spawn()
 
     def wait_subscribed(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -106,6 +127,7 @@ class ProcessMqttSource:
         return len(self._buf)
 
     def get_batch(self, max_n: int, wait_s: float, linger_s: float = 0.0) -> list[Message]:
+        self._respawn_if_dead()
         buf = self._buf
         if not buf:
             deadline = time.monotonic() + wait_s
@@ -139,22 +161,30 @@ class ProcessMqttSource:
                 else:  # ("status", connected, subscribed, last_error)
                     _, self._connected, self._subscribed, self.last_error = item
         except (EOFError, OSError):
-            if self._connected or self._subscribed:
-                log.error("the MQTT child process exited; no more messages until restart")
+            log.error("the MQTT child process exited; starting a new one")
             self._connected = self._subscribed = False
             self.last_error = "MQTT child process exited"
             self._rx = None
         return got
 
     def ack(self, messages: list[Message]) -> None:
-        if messages and self._tx is not None:
-            self._tx.send(("ack", [(m.mid, m.qos) for m in messages]))
+        """To the child, in call order. If it has died, the broker redelivers these (unacknowledged) on the
+        next child's connection: a duplicate the engine dead-letters, never a loss."""
+        if messages:
+            self._send(("ack", [(m.mid, m.qos) for m in messages]))
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
         """Hand to the child (True = queued); paho's refusals are logged and counted there."""
-        if self._tx is None:
+        return self._send(("pub", topic, payload, qos))
+
+    def _send(self, item: tuple[Any, ...]) -> bool:
+        tx = self._tx
+        if tx is None:
             return False
-        self._tx.send(("pub", topic, payload, qos))
+        try:
+            tx.send(item)
+        except OSError:  # the child is gone (broken pipe): _drain notices, get_batch replaces it
+            return False
         return True
 
 
