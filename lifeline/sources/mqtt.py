@@ -89,6 +89,12 @@ class MqttError(LifelineError):
     """The broker cannot be reached or refused us; the message names host, port and reason."""
 
 
+def not_subscribed(s: MqttSettings, wait_s: float, last_error: str) -> MqttError:
+    """The error of a source that could not subscribe in time (both sources raise the same)."""
+    why = f": {last_error}" if last_error else ""
+    return MqttError(f"cannot subscribe on MQTT broker {s.host}:{s.port} within {wait_s:g} s{why}")
+
+
 @dataclass(frozen=True, slots=True)
 class MqttSettings:
     host: str = "127.0.0.1"
@@ -155,8 +161,7 @@ class MqttSource:
         self._client.loop_start()
         if wait_s is not None and not self.wait_subscribed(wait_s):
             self.stop()
-            why = f": {self.last_error}" if self.last_error else ""
-            raise MqttError(f"cannot subscribe on MQTT broker {s.host}:{s.port} within {wait_s:g} s{why}")
+            raise not_subscribed(s, wait_s, self.last_error)
 
     def wait_subscribed(self, timeout: float) -> bool:
         return self._subscribed.wait(timeout)

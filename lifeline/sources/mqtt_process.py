@@ -30,7 +30,7 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
 
-from lifeline.sources.mqtt import Message, MqttError, MqttSettings, MqttSource
+from lifeline.sources.mqtt import Message, MqttSettings, MqttSource, not_subscribed
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,7 @@ class ProcessMqttSource:
         self._spawn()
         if wait_s is not None and not self.wait_subscribed(wait_s):
             self.stop()
-            why = f": {self.last_error}" if self.last_error else ""
-            s = self.settings
-            raise MqttError(f"cannot subscribe on MQTT broker {s.host}:{s.port} within {wait_s:g} s{why}")
+            raise not_subscribed(self.settings, wait_s, self.last_error)
 
     def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
