@@ -153,3 +153,24 @@ def test_process_source_replaces_a_child_that_died(mosquitto: Broker) -> None:
         assert src.spawns == 2
     finally:
         src.stop()
+
+
+def test_both_sources_say_why_they_could_not_subscribe() -> None:
+    """No broker on the port: start(wait_s) raises MqttError naming host, port and the wait, and the
+    child process is gone afterwards."""
+    import socket
+
+    import pytest
+
+    from lifeline.sources.mqtt import MqttError, MqttSource
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = MqttSettings(host="127.0.0.1", port=port, client_id="test-proc-nobroker", reconnect_min_s=1)
+    proc_src = ProcessMqttSource(settings)
+    for src in (proc_src, MqttSource(settings)):
+        with pytest.raises(MqttError, match=rf"^cannot subscribe on MQTT broker 127\.0\.0\.1:{port} within 1 s"):
+            src.start(wait_s=1.0)
+        assert (src.pending(), src.connected) == (0, False)
+    assert proc_src._proc is None  # stopped and joined, not left running
