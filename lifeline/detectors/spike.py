@@ -263,21 +263,6 @@ class SpikeDetector(Detector):
             devs.sort()
             context_spread = MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
         else:
-            # The test of the width-1 branch for every width, before _size copies and sorts anything: a
-            # block that stands beyond neither neighbour on any side has size <= 0 at every width, which
-            # _size returns as (0.0, 0.0) (most readings end here)
-            lo = hi = recent[-2]
-            for w in range(1, min(self._max_width, len(recent) - 2) + 1):
-                b = recent[-w - 1]
-                if b < lo:
-                    lo = b
-                elif b > hi:
-                    hi = b
-                pre = recent[-w - 2]
-                if (self._up and lo > pre and lo > value) or (self._down and hi < pre and hi < value):
-                    break
-            else:
-                return _CALM
             size, context_spread = self._size()
             if size <= 0.0:
                 return _CALM
@@ -290,7 +275,23 @@ class SpikeDetector(Detector):
         """(size, context spread) of the block ending one sample ago: how far it stands beyond both
         neighbours, less how far its predecessor has already moved from its own context (a fresh level
         change is not a calm background), and the robust spread of that context (0 = not a glitch)."""
-        xs, p = list(self._recent), self.params
+        # First the width-1 branch's test for every width, before anything is copied or sorted: a block
+        # that stands beyond neither neighbour on any side has size <= 0 at every width (most readings)
+        recent, up, down = self._recent, self._up, self._down
+        post = recent[-1]
+        lo = hi = recent[-2]
+        for w in range(1, min(self._max_width, len(recent) - 2) + 1):
+            b = recent[-w - 1]
+            if b < lo:
+                lo = b
+            elif b > hi:
+                hi = b
+            pre = recent[-w - 2]
+            if (up and lo > pre and lo > post) or (down and hi < pre and hi < post):
+                break
+        else:
+            return 0.0, 0.0
+        xs, p = list(recent), self.params
         best, best_spread = 0.0, 0.0
         for w in range(1, min(p.max_width, len(xs) - 2) + 1):
             pre, post, block = xs[-w - 2], xs[-1], xs[-w - 1:-1]

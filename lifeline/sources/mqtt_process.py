@@ -162,6 +162,7 @@ class ProcessMqttSource:
             log.error("the MQTT child process exited; starting a new one")
             self._connected = self._subscribed = False
             self.last_error = "MQTT child process exited"
+            rx.close()
             self._rx = None
         return got
 
