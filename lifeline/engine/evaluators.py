@@ -8,13 +8,14 @@ value stays below its lowest bound.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 from lifeline.detectors import Detector
 from lifeline.engine.lifecycle import Lifecycle
 from lifeline.engine.state import Emit, Evaluator, SensorState
 from lifeline.model import AlertEvent
-from lifeline.rules.model import Expr, Rule, Thresholds
+from lifeline.rules.model import Expr, Neighbourhood, Rule, Thresholds
 
 
 def fast(expr: Expr) -> Callable[[Mapping[str, float]], float]:
@@ -144,22 +145,137 @@ class _Members:
             self.pending = [sid for sid in self.members if sid not in sensors]
 
 
+class Offset:
+    """A member's usual signed gap from its group's median (``Neighbourhood.offsets_tau_s``): ``gap`` the
+    mean of the gaps over the learning time, then their exponential average; ``n`` gaps learned; ``since``
+    the time of the first, ``last`` of the latest (the average's time step). Engine state: a list in the
+    snapshot."""
+
+    __slots__ = ("gap", "last", "n", "since")
+
+    def __init__(self, gap: float = 0.0, n: int = 0, since: float = 0.0, last: float = 0.0) -> None:
+        self.gap, self.n, self.since, self.last = gap, n, since, last
+
+    def learn(self, gap: float, ts: float, tau: float, learn: float) -> None:
+        n = self.n + 1
+        if n == 1:
+            self.gap, self.since = gap, ts
+        elif ts - self.since < learn:  # learning: the plain mean of the gaps so far
+            self.gap += (gap - self.gap) / n
+        else:  # then an exponential average over time (readings need not be evenly spaced)
+            self.gap += (1.0 - math.exp(-(ts - self.last) / tau)) * (gap - self.gap)
+        self.n, self.last = n, ts
+
+    def to_list(self) -> list[float]:
+        return [self.gap, self.n, self.since, self.last]
+
+
 def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: Mapping[str, SensorState],
-                  emit: Emit) -> Evaluator:
+                  emit: Emit, offsets: Callable[[str], Offset] | None = None) -> Evaluator:
     """``count``: the number of elevated members of the group (the lifecycle's subject is the group);
     ``isolated``: 1 while this sensor is the only elevated member; ``residual``: how far this sensor's
-    value is from the median of the fresh group (absolute). A member counts while its latest value of
-    the metric is no older than the window."""
+    value is from the median of the fresh group (absolute), after removing every member's usual gap
+    when the rule learns offsets (``offsets`` gives a member's ``Offset``, created on first use). A
+    member counts while its latest value of the metric is no older than the window."""
     hood, th = rule.neighbourhood, rule.thresholds
     assert hood is not None and th is not None
     group = _Members(members, sensors)
     step = _stepper(th, lc, rule, emit)
+    if rule.value is None and hood.measure != "quorum" and hood.offsets_tau_s is None:  # the common, inlined paths
+        if hood.measure == "residual":
+            return _residual(rule.metrics[0], hood.window_s, hood.min_others, group, step)
+        above = hood.member_above is not None
+        bound = hood.member_above if hood.member_above is not None else hood.member_below
+        assert bound is not None
+        return _elevated(rule.metrics[0], hood.window_s, hood.measure == "count", above, bound, group, step)
+    value_of = _member_value(rule)
+    if hood.measure == "quorum":
+        return _quorum(value_of, hood, th.direction == "above", group, step)
     if hood.measure == "residual":
-        return _residual(rule.metrics[0], hood.window_s, hood.min_others, group, step)
-    above = hood.member_above is not None
-    bound = hood.member_above if hood.member_above is not None else hood.member_below
-    assert bound is not None
-    return _elevated(rule.metrics[0], hood.window_s, hood.measure == "count", above, bound, group, step)
+        if hood.offsets_tau_s is not None:
+            assert offsets is not None
+        return _residual_of(value_of, hood, group, step, lc, offsets if hood.offsets_tau_s is not None else None)
+    return _elevated_of(value_of, hood, group, step)
+
+
+#: (member, cutoff) -> the member's compared value, or None when it is not fresh (or cannot be computed)
+_ValueOf = Callable[[SensorState, float], "float | None"]
+
+
+def _member_value(rule: Rule) -> _ValueOf:
+    """The rule's metric, or its ``match.value`` expression on the member's values and labels, as long as
+    every metric it reads is no older than the cutoff (NaN or a missing name: no value)."""
+    if rule.value is None:
+        metric = rule.metrics[0]
+
+        def of_metric(st: SensorState, cutoff: float) -> float | None:
+            t = st.mts.get(metric)
+            return st.values.get(metric) if t is not None and t >= cutoff else None
+
+        return of_metric
+    compute, metrics = fast(rule.value), rule.metrics
+
+    def of_expression(st: SensorState, cutoff: float) -> float | None:
+        mts = st.mts
+        for m in metrics:
+            t = mts.get(m)
+            if t is None or t < cutoff:
+                return None
+        try:
+            v = compute(st.values)
+        except KeyError:
+            return None
+        return v if v == v else None
+
+    return of_expression
+
+
+def _median(xs: list[float]) -> float:
+    """The median of a sorted, non-empty list (written as the other evaluators inline it)."""
+    k = len(xs)
+    return xs[k // 2] if k % 2 else 0.5 * (xs[k // 2 - 1] + xs[k // 2])
+
+
+def _quorum(value_of: _ValueOf, hood: Neighbourhood, above: bool, group: _Members, step: _Step) -> Evaluator:
+    """The ``quorum``-th highest fresh member value (lowest for ``below``); fewer fresh members: the last."""
+    states, window, need = group.states, hood.window_s, hood.quorum
+
+    def on_quorum(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
+        if group.pending:
+            group.resolve()
+        cutoff = ts - window
+        vs = []
+        for other in states:
+            v = value_of(other, cutoff)
+            if v is not None:
+                vs.append(v)
+        if not vs:
+            return
+        vs.sort(reverse=above)
+        step(me, ts, vs[need - 1] if need <= len(vs) else vs[-1], out)
+
+    return on_quorum
+
+
+def _elevated_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step: _Step) -> Evaluator:
+    """``count`` / ``isolated`` (as ``_elevated``) over any member value."""
+    states, window, count = group.states, hood.window_s, hood.measure == "count"
+    elevated = hood.elevated
+
+    def on_elevated(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
+        if group.pending:
+            group.resolve()
+        cutoff = ts - window
+        n = 0
+        me_up = False
+        for other in states:
+            v = value_of(other, cutoff)
+            if v is not None and elevated(v):
+                n += 1
+                me_up = me_up or other is me
+        step(me, ts, float(n) if count else (1.0 if n == 1 and me_up else 0.0), out)
+
+    return on_elevated
 
 
 def _residual(metric: str, window: float, min_others: int, group: _Members, step: _Step) -> Evaluator:
@@ -184,6 +300,62 @@ def _residual(metric: str, window: float, min_others: int, group: _Members, step
         vs.sort()
         k = len(vs)
         step(me, ts, abs(mine - (vs[k // 2] if k % 2 else 0.5 * (vs[k // 2 - 1] + vs[k // 2]))), out)
+
+    return on_residual
+
+
+def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step: _Step, lc: Lifecycle,
+                 offsets: Callable[[str], Offset] | None) -> Evaluator:
+    """The residual over any member value, and with offsets: each member's usual gap removed. The sensor
+    learns its own gap from the raw median (every fresh member, itself included) while its finding is
+    neither pending nor open; once it has learned for ``learn_s`` the residual is its value less its gap,
+    less the median of the fresh members' values less theirs (members that have learned nothing yet are
+    left out); before that it is the plain residual (what the rule gives without offsets)."""
+    states = group.states
+    window, min_others, tau, learn = hood.window_s, hood.min_others, hood.offsets_tau_s, hood.learn_s
+    mine_of: dict[str, Offset] = {}  # this evaluator's view of the members' records (the engine owns them)
+
+    def offset(sid: str) -> Offset:
+        o = mine_of.get(sid)
+        if o is None:
+            assert offsets is not None
+            o = mine_of[sid] = offsets(sid)
+        return o
+
+    def on_residual(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
+        if group.pending:
+            group.resolve()
+        cutoff = ts - window
+        mine = value_of(me, cutoff)
+        if mine is None:
+            return
+        fresh: list[tuple[float, str]] = []
+        for other in states:
+            v = value_of(other, cutoff)
+            if v is not None:
+                fresh.append((v, other.id))
+        if len(fresh) - 1 < min_others:
+            return
+        if tau is None:
+            step(me, ts, abs(mine - _median(sorted([v for v, _ in fresh]))), out)
+            return
+        o = offset(me.id)
+        if not o.n or ts - o.since < learn or lc.idle:
+            gap = mine - _median(sorted([v for v, _ in fresh]))
+            if lc.idle:
+                o.learn(gap, ts, tau, learn)
+            if ts - o.since < learn:  # still learning: the plain residual, as without offsets
+                step(me, ts, abs(gap), out)
+                return
+        ys = []
+        for v, sid in fresh:
+            other_o = offset(sid)
+            if other_o.n:
+                ys.append(v - other_o.gap)
+        if len(ys) - 1 < min_others:
+            return
+        ys.sort()
+        step(me, ts, abs(mine - o.gap - _median(ys)), out)
 
     return on_residual
 

@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from lifeline.detectors import DETECTORS, Detector
@@ -59,6 +60,7 @@ class Engine:
         self._lifecycles: dict[tuple[str, str], Lifecycle] = {}
         self._detectors: dict[tuple[str, str], Detector] = {}
         self._groups: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._offsets: dict[tuple[str, str], evaluators.Offset] = {}  # (rule, sensor) -> usual gap (residuals)
         self.watermark: float | None = None
         self._next_check: float | None = None
         self._order: list[SensorState] | None = None  # sensors by id, for the staleness scan
@@ -198,9 +200,10 @@ class Engine:
         if rule.neighbourhood is not None:
             group = group_of(rule, st.sensor)
             assert group is not None
-            subject = f"{rule.neighbourhood.group_by}:{group}" if rule.neighbourhood.measure == "count" else st.id
+            group_subject = rule.neighbourhood.measure in ("count", "quorum")
+            subject = f"{rule.neighbourhood.group_by}:{group}" if group_subject else st.id
             return evaluators.neighbourhood(rule, self.lifecycle(rule, subject), self._members(rule, group),
-                                            self._sensors, emit)
+                                            self._sensors, emit, partial(self._offset, rule.id))
         lc = self.lifecycle(rule, st.id)
         if rule.kind == "condition":
             return evaluators.condition(rule, lc, emit)
@@ -215,6 +218,13 @@ class Engine:
             assert rule.detector is not None
             det = self._detectors[key] = DETECTORS.get(rule.detector).from_config(rule.detector_params)
         return det
+
+    def _offset(self, rule_id: str, sid: str) -> evaluators.Offset:
+        key = (rule_id, sid)
+        o = self._offsets.get(key)
+        if o is None:
+            o = self._offsets[key] = evaluators.Offset()
+        return o
 
     def _members(self, rule: Rule, group: str) -> tuple[str, ...]:
         """Registered sensors of the rule's domain that the rule applies to and that share ``group``."""
@@ -335,6 +345,7 @@ class Engine:
             },
             "lifecycles": [lc.snapshot() for lc in self._lifecycles.values() if not lc.idle or lc.down_since],
             "detectors": [[rule, subject, det.snapshot()] for (rule, subject), det in self._detectors.items()],
+            "offsets": [[rule, sid, *o.to_list()] for (rule, sid), o in self._offsets.items() if o.n],
         }
 
     def restore(self, snap: Mapping[str, Any]) -> None:
@@ -343,6 +354,7 @@ class Engine:
         self._sensors.clear()
         self._lifecycles.clear()
         self._detectors.clear()
+        self._offsets.clear()
         self.watermark = snap["watermark"]
         self._next_check = snap["next_check"]
         for sid, d in snap["sensors"].items():
@@ -362,6 +374,11 @@ class Engine:
             if rule is None or rule.detector is None:
                 continue
             self._detector(rule, subject).restore(state)
+        for rule_id, sid, gap, n, since, last in snap.get("offsets", []):  # absent before offsets existed
+            rule = rules.get(rule_id)
+            if rule is None or rule.neighbourhood is None or rule.neighbourhood.offsets_tau_s is None:
+                continue
+            self._offsets[(rule_id, sid)] = evaluators.Offset(float(gap), int(n), float(since), float(last))
         for st in self._sensors.values():
             st.stale = any(lc.level is not None for _, lc in self._nodata_of(st))
         self._quiet_until = -math.inf

@@ -12,7 +12,8 @@ from typing import Any, Final
 from lifeline.config.yamlmarks import Checker, PathKey, describe
 from lifeline.rules.model import Neighbourhood
 
-NEIGHBOURHOOD_KEYS: Final = ("group_by", "member_above", "member_below", "window", "measure", "min_others")
+NEIGHBOURHOOD_KEYS: Final = ("group_by", "member_above", "member_below", "window", "measure", "min_others", "offsets",
+                              "learn", "quorum")
 
 
 def read_detector(ck: Checker, path: PathKey, m: dict[str, Any]) -> dict[str, Any]:
@@ -59,25 +60,48 @@ def read_neighbourhood(ck: Checker, path: PathKey, m: dict[str, Any], metric: st
     n = ck.mapping(m["neighbourhood"], where, NEIGHBOURHOOD_KEYS, ("group_by",))
     if n is None:
         return {}
-    if metric is None:
-        ck.report(where, "a neighbourhood compares one metric across sensors: use match.metric", key=True)
+    match = m.get("match")
+    if metric is None and not (isinstance(match, dict) and "value" in match):
+        ck.report(where, "a neighbourhood compares one metric or value across sensors: use match.metric or "
+                  "match.value", key=True)
     measure = n.get("measure", "count")
-    if measure not in ("count", "isolated", "residual"):
-        ck.report((*where, "measure"), f"expected 'count', 'isolated' or 'residual' (got {describe(measure)})")
+    if measure not in ("count", "isolated", "residual", "quorum"):
+        ck.report((*where, "measure"),
+                  f"expected 'count', 'isolated', 'residual' or 'quorum' (got {describe(measure)})")
     if "detector" in m:
         ck.report(where, "'neighbourhood' and 'detector' cannot both be given", key=True)
     group_by = ck.string(n["group_by"], (*where, "group_by")) if "group_by" in n else None
     bounds = [k for k in ("member_above", "member_below") if k in n]
-    if measure == "residual":
+    if measure in ("residual", "quorum"):
         for k in bounds:
-            ck.report((*where, k), f"'{k}' has no effect with 'measure: residual'", key=True)
-    elif len(bounds) != 1:
-        ck.report(where, "give exactly one of 'member_above' or 'member_below' (what counts as elevated)")
+            ck.report((*where, k), f"'{k}' has no effect with 'measure: {measure}'", key=True)
+    if measure == "quorum":
+        for key in ("offsets", "learn", "min_others"):
+            if key in n:
+                ck.report((*where, key), f"'{key}' has no effect with 'measure: quorum'", key=True)
+    elif measure != "residual":
+        if len(bounds) != 1:
+            ck.report(where, "give exactly one of 'member_above' or 'member_below' (what counts as elevated)")
+        for key in ("offsets", "learn"):
+            if key in n:
+                ck.report((*where, key), f"'{key}' applies only to 'measure: residual'", key=True)
+    if measure == "residual" and "learn" in n and "offsets" not in n:
+        ck.report((*where, "learn"), "'learn' has no effect without 'offsets'", key=True)
+    tau = ck.duration(n["offsets"], (*where, "offsets")) if "offsets" in n else None
+    learn = ck.duration(n["learn"], (*where, "learn")) if "learn" in n else 3600.0
+    if tau is not None and not tau > 0:
+        ck.report((*where, "offsets"), "must be a positive duration (the time constant of the usual gaps)")
     values = {k: ck.number(n[k], (*where, k)) for k in bounds}
     window = ck.duration(n["window"], (*where, "window")) if "window" in n else 900.0
     others = ck.number(n["min_others"], (*where, "min_others"), minimum=1) if "min_others" in n else 2
-    if len(ck.problems) > before or group_by is None or window is None or None in values.values() or others is None:
+    if "quorum" in n and measure != "quorum":
+        ck.report((*where, "quorum"), "'quorum' applies only to 'measure: quorum'", key=True)
+    quorum = ck.number(n["quorum"], (*where, "quorum"), minimum=1) if "quorum" in n else 2
+    if quorum is not None and quorum != int(quorum):
+        ck.report((*where, "quorum"), f"expected a whole number of members (got {n['quorum']})")
+    if (len(ck.problems) > before or group_by is None or window is None or None in values.values() or others is None
+            or quorum is None):
         return {}
     hood = Neighbourhood(group_by, values.get("member_above"), values.get("member_below"), window, measure,
-                         int(others))
-    return {"neighbourhood": hood, "health": measure != "count"}
+                         int(others), tau, learn if learn is not None else 3600.0, int(quorum))
+    return {"neighbourhood": hood, "health": measure not in ("count", "quorum")}

@@ -65,14 +65,39 @@ class Neighbourhood:
     fresh neighbours — use 2 or more so one drifting member cannot move the median): a sensor drifting
     away from neighbours that do not follow it is a sensor-health finding. Threshold the magnitude
     (a chart on the residual would also react to the small shift a drifter causes in its neighbours'
-    residuals when the median changes hands)."""
+    residuals when the median changes hands).
+
+    ``offsets_tau_s`` (residual only; YAML ``offsets: 1d``): members rarely agree exactly — a node
+    downstream reads a little lower, one zone of a venue is always busier — and an absolute residual
+    must then be wide enough for the largest usual gap, which hides a drift that starts on the far side
+    of it. With offsets, each member learns its usual signed gap from the group's median (the mean over
+    its first ``learn_s``, then an exponential average with this time constant; paused while the member's
+    own finding is pending or open) and the residual compares members *after* removing their usual gaps: the drifter
+    moves alone and its healthy neighbours stay near 0. Until a member has learned for ``learn_s``
+    (YAML ``learn: 1h``) its residual is the plain one. The time constant is the trade-off: a drift much slower than it
+    is absorbed, not reported; a legitimate change of the usual gap (a valve re-set) reads as a drift
+    for about that long.
+
+    ``measure: quorum`` is the safety counterpart: the group is the subject and its value is the
+    ``quorum``-th highest of the fresh members' values (lowest, for ``direction: below``), so a level is
+    reached only when that many members reach it together — a regulator failure moves every pressure
+    point of the pipe, a transmitter fault moves one. With fewer fresh members than ``quorum`` (a twin
+    silent or not yet reporting) the lowest-ranked fresh one decides: a quorum never hides what the
+    members that do report agree on.
+
+    The compared value is the rule's metric, or its ``match.value`` expression evaluated on each
+    member (its own labels included, e.g. a deviation in % of each member's own set point); a member
+    counts while every metric the expression reads is no older than the window."""
 
     group_by: str  # "asset", "district" or the name of a sensor label (e.g. "corridor")
     member_above: float | None = None
     member_below: float | None = None
     window_s: float = 900.0
-    measure: Literal["count", "isolated", "residual"] = "count"
+    measure: Literal["count", "isolated", "residual", "quorum"] = "count"
     min_others: int = 2  # residual: at least this many fresh neighbours, or no verdict
+    offsets_tau_s: float | None = None  # residual: learn each member's usual gap (time constant), None = off
+    learn_s: float = 3600.0  # residual with offsets: learning time before the first verdict
+    quorum: int = 2  # quorum: how many fresh members must reach a level together
 
     def elevated(self, value: float) -> bool:
         if self.member_above is not None:

@@ -135,6 +135,151 @@ def test_neighbourhood_residual_flags_a_drifting_logger(tmp_path: Path) -> None:
     assert run(drift_all=True) == []
 
 
+OFFSETS = """
+domain: water
+defaults: {owner: water_utility}
+rules:
+  - id: water.sensor.drift
+    title: Pressure logger drifting away from its neighbours
+    match: {metric: pressure_mpa}
+    neighbourhood: {group_by: asset, measure: residual, window: 10m, min_others: 2%s}
+    threshold: {direction: above, levels: {blue: 0.02}}
+    for: 10m
+"""
+#: usual levels of four nodes along a main: the two ends sit 0.015 MPa above and below the median
+LEVELS = (0.315, 0.302, 0.298, 0.285)
+
+
+def _offsets_run(tmp_path: Path, extra: str, minutes: int, drift_per_min: float, snapshot_at: int | None = None
+                 ) -> tuple[list[tuple[str, str, str, float | None]], Engine]:
+    (tmp_path / "water.yaml").write_text(OFFSETS % extra)
+    nodes = [Sensor(f"N{i}", "water", "LY", 117.2, 31.8, asset="M1", asset_type="water_main") for i in range(4)]
+    rules, registry = load_rules([tmp_path / "water.yaml"]), Registry(nodes)
+    eng = Engine(rules, registry)
+    out = []
+    for k in range(minutes):
+        if snapshot_at is not None and k == snapshot_at:
+            restored = Engine(rules, registry)
+            restored.restore(eng.snapshot())
+            eng = restored
+        drift = drift_per_min * max(0, k - 120)  # from minute 120, after two hours of learning
+        demand = 0.01 * ((k % 90) / 90.0)  # the whole main swings with demand
+        for i in range(4):
+            noise = 0.001 * (((k * 7 + i * 13) % 11) - 5) / 5
+            v = LEVELS[i] - demand + noise - (drift if i == 0 else 0.0)
+            out += eng.process([Reading(f"N{i}", "water", "pressure_mpa", T0 + 60 * k + i, v)]).events
+    return [(e.rule, e.subject, e.event.value, e.value) for e in out], eng
+
+
+def test_residual_offsets_see_a_drift_that_starts_on_the_far_side_of_the_usual_gap(tmp_path: Path) -> None:
+    """N0 usually reads 0.015 MPa above the main's median and drifts down 0.025 MPa: the absolute residual
+    goes 0.015 -> 0 -> 0.010 and never reaches 0.02; with offsets it is the drift itself (0.025)."""
+    plain, _ = _offsets_run(tmp_path, "", 240, 0.025 / 90)
+    assert plain == []
+    learned, eng = _offsets_run(tmp_path, ", offsets: 1d, learn: 1h", 240, 0.025 / 90)
+    assert [(r, s, ev) for r, s, ev, _ in learned] == [("water.sensor.drift", "N0", "fired")]
+    value = learned[0][3]
+    assert value is not None and 0.02 <= value < 0.025
+    # the mean of the first hour, then a day-long average: the drift's minutes before the finding paused N0 barely count
+    gaps = {sid: gap for rule, sid, gap, *_ in eng.snapshot()["offsets"]}
+    assert abs(gaps["N0"] - 0.015) < 0.001 and abs(gaps["N3"] + 0.015) < 0.001 and abs(gaps["N1"] - gaps["N2"]) < 0.006
+
+
+def test_residual_offsets_are_quiet_without_a_drift_and_plain_while_learning(tmp_path: Path) -> None:
+    """Steady nodes with large usual gaps raise nothing; while a node is still learning its gap the
+    residual is the plain one (N0's drift from minute 120, still learning until minute 180 with
+    ``learn: 3h``, fires exactly as it does without offsets)."""
+    events, _ = _offsets_run(tmp_path, ", offsets: 1d, learn: 3h", 240, 0.0)
+    assert events == []
+    learning, _ = _offsets_run(tmp_path, ", offsets: 1d, learn: 3h", 180, 0.001)
+    plain, _ = _offsets_run(tmp_path, "", 180, 0.001)
+    assert learning == plain != []
+
+
+def test_residual_offsets_survive_a_restart(tmp_path: Path) -> None:
+    """The learned gaps are engine state: a restore mid-run changes no later output."""
+    straight, _ = _offsets_run(tmp_path, ", offsets: 1d, learn: 1h", 240, 0.025 / 90)
+    restarted, _ = _offsets_run(tmp_path, ", offsets: 1d, learn: 1h", 240, 0.025 / 90, snapshot_at=150)
+    assert restarted == straight != []
+
+
+QUORUM = """
+domain: gas
+defaults: {owner: gas_company}
+rules:
+  - id: gas.pressure.deviation
+    title: Corridor pressure off its set point
+    match: {value: "100 * abs(pressure_mpa - p_set_mpa) / p_set_mpa", label_names: [p_set_mpa]}
+    neighbourhood: {group_by: corridor, measure: quorum, window: 5m}
+    threshold: {direction: above, levels: {blue: 10, yellow: 15}}
+    message: "{value:.0f} % off the set point at two points of {subject}"
+"""
+
+
+def _quorum_run(tmp_path: Path, pressures: list[dict[str, float]]) -> list[tuple[str, str, str, str, float | None]]:
+    """Minute k: the transmitters in ``pressures[k]`` report (each its own set point: P1 0.3, P2 0.2 MPa)."""
+    (tmp_path / "gas.yaml").write_text(QUORUM)
+    pts = [Sensor(f"P{i}", "gas", "LY", 117.2, 31.8, asset="C1", asset_type="gas_pipe",
+                  labels={"corridor": "C1", "p_set_mpa": str(0.3 if i == 1 else 0.2)}) for i in (1, 2)]
+    eng = Engine(load_rules([tmp_path / "gas.yaml"]), Registry(pts))
+    out = []
+    for k, row in enumerate(pressures):
+        for j, (sid, p) in enumerate(sorted(row.items())):
+            out += eng.process([Reading(sid, "gas", "pressure_mpa", T0 + 60 * k + j, p)]).events
+    return [(e.rule, e.subject, e.event.value, e.level.colour, e.value) for e in out]
+
+
+def test_quorum_needs_both_pressure_points_of_the_corridor(tmp_path: Path) -> None:
+    """A deviation in % of each transmitter's own set point: one transmitter 20 % off (its own fault) raises
+    nothing; both off (a regulator failure) raise one corridor alert, at the level the second one reaches."""
+    alone = _quorum_run(tmp_path, [{"P1": 0.3, "P2": 0.2}] + [{"P1": 0.24, "P2": 0.2}] * 5)
+    assert alone == []
+    both = _quorum_run(tmp_path, [{"P1": 0.3, "P2": 0.2}] + [{"P1": 0.24, "P2": 0.176}] * 3)
+    assert both[0][:4] == ("gas.pressure.deviation", "corridor:C1", "fired", "blue")
+    assert both[0][4] is not None and abs(both[0][4] - 12.0) < 1e-9  # P2: 12 % off; P1's 20 % needs company
+    assert len(both) == 1
+
+
+def test_quorum_lets_the_fresh_member_decide_when_its_twin_is_silent(tmp_path: Path) -> None:
+    """P2 silent for longer than the window: P1 alone reaching 20 % is all the evidence there is."""
+    rows = [{"P1": 0.3, "P2": 0.2}] + [{"P1": 0.3}] * 5 + [{"P1": 0.24}] * 2
+    fired = _quorum_run(tmp_path, rows)
+    assert [(r, s, ev, lvl) for r, s, ev, lvl, _ in fired] == [("gas.pressure.deviation", "corridor:C1", "fired",
+                                                                 "yellow")]
+
+
+RATIO = """
+domain: drainage
+defaults: {owner: drainage_dept}
+rules:
+  - id: drainage.fill.drift
+    title: Sewer level drifting away from the district's others
+    match: {value: "fill_ratio / base_fill", label_names: [base_fill]}
+    neighbourhood: {group_by: district, measure: residual, window: 10m}
+    threshold: {direction: above, levels: {blue: 0.3}}
+    for: 5m
+"""
+
+
+def test_residual_on_an_expression_compares_each_member_on_its_own_scale(tmp_path: Path) -> None:
+    """Three sewers with different dry-weather fills follow the same daily swing: compared as fill / base_fill
+    they agree, and the one whose gauge drifts up stands out alone (raw fill ratios differ by 0.2 always)."""
+    (tmp_path / "drainage.yaml").write_text(RATIO)
+    bases = (0.2, 0.3, 0.4)
+    sewers = [Sensor(f"S{i}", "drainage", "LY", 117.2, 31.8, asset=f"SW{i}", asset_type="sewer",
+                     labels={"base_fill": str(b)}) for i, b in enumerate(bases)]
+    eng = Engine(load_rules([tmp_path / "drainage.yaml"]), Registry(sewers))
+    fired = []
+    for k in range(120):
+        swing = 1.0 + 0.3 * ((k % 60) / 60.0)
+        for i, b in enumerate(bases):
+            drift = 0.005 * max(0, k - 60) if i == 0 else 0.0
+            r = Reading(f"S{i}", "drainage", "fill_ratio", T0 + 60 * k + i, b * swing + drift)
+            fired += [(e.subject, e.kind, e.event.value) for e in eng.process([r]).events]
+    assert fired[:1] == [("S0", AlertKind.HEALTH, "fired")]
+    assert {s for s, _, _ in fired} == {"S0"}
+
+
 def test_engine_message_fills_numeric_labels(tmp_path: Path) -> None:
     """Message placeholders naming a numeric registry label (p_set_mpa) are filled with its value."""
     (tmp_path / "gas.yaml").write_text("""
