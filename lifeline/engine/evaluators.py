@@ -9,7 +9,8 @@ value stays below its lowest bound.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from lifeline.detectors import Detector
 from lifeline.engine.lifecycle import Lifecycle
@@ -146,15 +147,18 @@ class _Members:
 
 
 class Offset:
-    """A member's usual signed gap from its group's median (``Neighbourhood.offsets_tau_s``): ``gap`` the
-    mean of the gaps over the learning time, then their exponential average; ``n`` gaps learned; ``since``
-    the time of the first, ``last`` of the latest (the average's time step). Engine state: a list in the
-    snapshot."""
+    """What a residual rule keeps per member: its usual signed gap from the group's median
+    (``Neighbourhood.offsets_tau_s``: ``gap`` the mean of the gaps over the learning time, then their
+    exponential average; ``n`` gaps learned; ``since`` the time of the first, ``last`` of the latest) and
+    its smoothed residual (``Neighbourhood.smooth_s``: ``smooth`` at ``smooth_ts``, None before the first).
+    Engine state: a list in the snapshot."""
 
-    __slots__ = ("gap", "last", "n", "since")
+    __slots__ = ("gap", "last", "n", "since", "smooth", "smooth_ts")
 
-    def __init__(self, gap: float = 0.0, n: int = 0, since: float = 0.0, last: float = 0.0) -> None:
+    def __init__(self, gap: float = 0.0, n: int = 0, since: float = 0.0, last: float = 0.0, smooth: float = 0.0,
+                 smooth_ts: float | None = None) -> None:
         self.gap, self.n, self.since, self.last = gap, n, since, last
+        self.smooth, self.smooth_ts = smooth, smooth_ts
 
     def learn(self, gap: float, ts: float, tau: float, learn: float) -> None:
         n = self.n + 1
@@ -166,8 +170,24 @@ class Offset:
             self.gap += (1.0 - math.exp(-(ts - self.last) / tau)) * (gap - self.gap)
         self.n, self.last = n, ts
 
-    def to_list(self) -> list[float]:
-        return [self.gap, self.n, self.since, self.last]
+    def smoothed(self, residual: float, ts: float, tau: float) -> float:
+        """The exponential average (time constant ``tau``) of the signed residual, this one included."""
+        if self.smooth_ts is None:
+            self.smooth = residual
+        else:
+            self.smooth += (1.0 - math.exp(-(ts - self.smooth_ts) / tau)) * (residual - self.smooth)
+        self.smooth_ts = ts
+        return self.smooth
+
+    def kept(self) -> bool:
+        return self.n > 0 or self.smooth_ts is not None
+
+    def to_list(self) -> list[float | None]:
+        return [self.gap, self.n, self.since, self.last, self.smooth, self.smooth_ts]
+
+    @classmethod
+    def from_list(cls, f: Sequence[Any]) -> Offset:
+        return cls(float(f[0]), int(f[1]), float(f[2]), float(f[3]), float(f[4]), None if f[5] is None else float(f[5]))
 
 
 def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: Mapping[str, SensorState],
@@ -181,7 +201,8 @@ def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: 
     assert hood is not None and th is not None
     group = _Members(members, sensors)
     step = _stepper(th, lc, rule, emit)
-    if rule.value is None and hood.measure != "quorum" and hood.offsets_tau_s is None:  # the common, inlined paths
+    plain = hood.offsets_tau_s is None and hood.smooth_s is None
+    if rule.value is None and hood.measure != "quorum" and plain:  # the common, inlined paths
         if hood.measure == "residual":
             return _residual(rule.metrics[0], hood.window_s, hood.min_others, group, step)
         above = hood.member_above is not None
@@ -192,9 +213,8 @@ def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: 
     if hood.measure == "quorum":
         return _quorum(value_of, hood, th.direction == "above", group, step)
     if hood.measure == "residual":
-        if hood.offsets_tau_s is not None:
-            assert offsets is not None
-        return _residual_of(value_of, hood, group, step, lc, offsets if hood.offsets_tau_s is not None else None)
+        assert plain or offsets is not None
+        return _residual_of(value_of, hood, group, step, lc, None if plain else offsets)
     return _elevated_of(value_of, hood, group, step)
 
 
@@ -310,9 +330,11 @@ def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step:
     learns its own gap from the raw median (every fresh member, itself included) while its finding is
     neither pending nor open; once it has learned for ``learn_s`` the residual is its value less its gap,
     less the median of the fresh members' values less theirs (members that have learned nothing yet are
-    left out); before that it is the plain residual (what the rule gives without offsets)."""
+    left out); before that it is the plain residual (what the rule gives without offsets). With ``smooth_s``
+    the value is the magnitude of the signed residual's exponential average (per member, engine state)."""
     states = group.states
     window, min_others, tau, learn = hood.window_s, hood.min_others, hood.offsets_tau_s, hood.learn_s
+    smooth = hood.smooth_s
     mine_of: dict[str, Offset] = {}  # this evaluator's view of the members' records (the engine owns them)
 
     def offset(sid: str) -> Offset:
@@ -337,7 +359,8 @@ def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step:
         if len(fresh) - 1 < min_others:
             return
         if tau is None:
-            step(me, ts, abs(mine - _median(sorted([v for v, _ in fresh]))), out)
+            r = mine - _median(sorted([v for v, _ in fresh]))
+            step(me, ts, abs(r if smooth is None else offset(me.id).smoothed(r, ts, smooth)), out)
             return
         o = offset(me.id)
         if not o.n or ts - o.since < learn or lc.idle:
@@ -345,7 +368,7 @@ def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step:
             if lc.idle:
                 o.learn(gap, ts, tau, learn)
             if ts - o.since < learn:  # still learning: the plain residual, as without offsets
-                step(me, ts, abs(gap), out)
+                step(me, ts, abs(gap if smooth is None else o.smoothed(gap, ts, smooth)), out)
                 return
         ys = []
         for v, sid in fresh:
@@ -355,7 +378,8 @@ def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step:
         if len(ys) - 1 < min_others:
             return
         ys.sort()
-        step(me, ts, abs(mine - o.gap - _median(ys)), out)
+        r = mine - o.gap - _median(ys)
+        step(me, ts, abs(r if smooth is None else o.smoothed(r, ts, smooth)), out)
 
     return on_residual
 

@@ -345,7 +345,7 @@ class Engine:
             },
             "lifecycles": [lc.snapshot() for lc in self._lifecycles.values() if not lc.idle or lc.down_since],
             "detectors": [[rule, subject, det.snapshot()] for (rule, subject), det in self._detectors.items()],
-            "offsets": [[rule, sid, *o.to_list()] for (rule, sid), o in self._offsets.items() if o.n],
+            "offsets": [[rule, sid, *o.to_list()] for (rule, sid), o in self._offsets.items() if o.kept()],
         }
 
     def restore(self, snap: Mapping[str, Any]) -> None:
@@ -374,11 +374,12 @@ class Engine:
             if rule is None or rule.detector is None:
                 continue
             self._detector(rule, subject).restore(state)
-        for rule_id, sid, gap, n, since, last in snap.get("offsets", []):  # absent before offsets existed
+        for rule_id, sid, *fields in snap.get("offsets", []):  # an older snapshot has none
             rule = rules.get(rule_id)
-            if rule is None or rule.neighbourhood is None or rule.neighbourhood.offsets_tau_s is None:
+            hood = rule.neighbourhood if rule is not None else None
+            if hood is None or (hood.offsets_tau_s is None and hood.smooth_s is None):
                 continue
-            self._offsets[(rule_id, sid)] = evaluators.Offset(float(gap), int(n), float(since), float(last))
+            self._offsets[(rule_id, sid)] = evaluators.Offset.from_list(fields)
         for st in self._sensors.values():
             st.stale = any(lc.level is not None for _, lc in self._nodata_of(st))
         self._quiet_until = -math.inf

@@ -13,7 +13,7 @@ from lifeline.config.yamlmarks import Checker, PathKey, describe
 from lifeline.rules.model import Neighbourhood
 
 NEIGHBOURHOOD_KEYS: Final = ("group_by", "member_above", "member_below", "window", "measure", "min_others", "offsets",
-                              "learn", "quorum")
+                              "learn", "quorum", "smooth")
 
 
 def read_detector(ck: Checker, path: PathKey, m: dict[str, Any]) -> dict[str, Any]:
@@ -76,18 +76,21 @@ def read_neighbourhood(ck: Checker, path: PathKey, m: dict[str, Any], metric: st
         for k in bounds:
             ck.report((*where, k), f"'{k}' has no effect with 'measure: {measure}'", key=True)
     if measure == "quorum":
-        for key in ("offsets", "learn", "min_others"):
+        for key in ("offsets", "learn", "min_others", "smooth"):
             if key in n:
                 ck.report((*where, key), f"'{key}' has no effect with 'measure: quorum'", key=True)
     elif measure != "residual":
         if len(bounds) != 1:
             ck.report(where, "give exactly one of 'member_above' or 'member_below' (what counts as elevated)")
-        for key in ("offsets", "learn"):
+        for key in ("offsets", "learn", "smooth"):
             if key in n:
                 ck.report((*where, key), f"'{key}' applies only to 'measure: residual'", key=True)
     if measure == "residual" and "learn" in n and "offsets" not in n:
         ck.report((*where, "learn"), "'learn' has no effect without 'offsets'", key=True)
     tau = ck.duration(n["offsets"], (*where, "offsets")) if "offsets" in n else None
+    smooth = ck.duration(n["smooth"], (*where, "smooth")) if "smooth" in n else None
+    if smooth is not None and not smooth > 0:
+        ck.report((*where, "smooth"), "must be a positive duration (the time constant of the average)")
     learn = ck.duration(n["learn"], (*where, "learn")) if "learn" in n else 3600.0
     if tau is not None and not tau > 0:
         ck.report((*where, "offsets"), "must be a positive duration (the time constant of the usual gaps)")
@@ -103,5 +106,5 @@ def read_neighbourhood(ck: Checker, path: PathKey, m: dict[str, Any], metric: st
             or quorum is None):
         return {}
     hood = Neighbourhood(group_by, values.get("member_above"), values.get("member_below"), window, measure,
-                         int(others), tau, learn if learn is not None else 3600.0, int(quorum))
+                         int(others), tau, learn if learn is not None else 3600.0, int(quorum), smooth)
     return {"neighbourhood": hood, "health": measure not in ("count", "quorum")}

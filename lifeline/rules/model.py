@@ -76,7 +76,9 @@ class Neighbourhood:
     moves alone and its healthy neighbours stay near 0. Until a member has learned for ``learn_s``
     (YAML ``learn: 1h``) its residual is the plain one. The time constant is the trade-off: a drift much slower than it
     is absorbed, not reported; a legitimate change of the usual gap (a valve re-set) reads as a drift
-    for about that long.
+    for about that long. ``smooth_s`` (residual only; YAML ``smooth: 10m``) judges the exponential
+    average of the signed residual instead of each reading's: a flow meter's ±10 % reading noise or a
+    train arriving at one platform zone every few minutes no longer breaks the ``for`` of a real drift.
 
     ``measure: quorum`` is the safety counterpart: the group is the subject and its value is the
     ``quorum``-th highest of the fresh members' values (lowest, for ``direction: below``), so a level is
@@ -98,6 +100,7 @@ class Neighbourhood:
     offsets_tau_s: float | None = None  # residual: learn each member's usual gap (time constant), None = off
     learn_s: float = 3600.0  # residual with offsets: learning time before the first verdict
     quorum: int = 2  # quorum: how many fresh members must reach a level together
+    smooth_s: float | None = None  # residual: exponential average of the signed residual (time constant), None = off
 
     def elevated(self, value: float) -> bool:
         if self.member_above is not None:
