@@ -12,7 +12,10 @@ raw, modes identified hourly [B2]).
 Each span has two accelerometers: S1 at mid-span and S2 at quarter span (label ``position_m``, the
 distance from a support). f1 is a property of the span: both see the same temperature-dependent f1
 and the same stiffness loss, each with its own identification scatter. The acceleration RMS scales
-with the first mode shape at the sensor, sin(pi x / L): 0.71 of mid-span at quarter span.
+with the first mode shape at the sensor, sin(pi x / L): 0.71 of mid-span at quarter span. The twins
+share the traffic profile but draw their own truck bursts (each sensor owns its generator, so S1's
+series stays what it was): minute by minute their RMS agree less than one truck on one span would make
+them.
 """
 
 from __future__ import annotations
