@@ -58,7 +58,7 @@ from lifeline.sources.mqtt import Message, MqttSettings, MqttSource
 from lifeline.testing_broker import Broker, find_mosquitto, start_broker, stop_broker
 
 PREFIX = "lifeline/readings"
-LINES_PER_HOUR = 33_000  # the demo city emits ~33.5k payloads per simulated hour
+LINES_PER_HOUR = 34_000  # the demo city emits ~35.0k payloads per simulated hour
 PAHO_ID, RUNNER_ID, THREAD_ID, SOURCE_ID = "bench-paho", "bench-runner", "bench-runner-thread", "bench-source"
 
 

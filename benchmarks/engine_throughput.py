@@ -1,6 +1,6 @@
 """Engine-only throughput: readings/s through ``Engine.process`` with the default rule packs.
 
-Input: the demo city (all six domains, 320 sensors) simulated by ``simulators`` with the ``demo``
+Input: the demo city (all six domains, 345 sensors) simulated by ``simulators`` with the ``demo``
 scenario (incidents in every domain, so alerts fire, escalate and resolve during the run), decoded
 up front: this measures the engine, not JSON. Reference measured in the same run: a bare Python
 loop that does the least any engine must do per reading (one dict lookup and one comparison), so

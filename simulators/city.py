@@ -1,5 +1,11 @@
-"""The demo city: seven Hefei districts and ~300 sensors across the six lifeline domains,
+"""The demo city: seven Hefei districts and 345 sensors across the six lifeline domains,
 generated deterministically and committed as data (``lifeline/data/demo_city``).
+
+Gas corridors and bridges carry twin sensors, so a rule can tell one sensor disagreeing with its twin
+(a sensor fault) from both moving (an incident): pressure transmitters P1 at the regulator end and P2
+at the far end (the last well's chainage), accelerometers S1 at mid-span and S2 at quarter span. The
+twins are derived from values already drawn: adding them consumed no draw, so every other sensor is
+placed and labelled as before.
 
 Reporting intervals are demo intervals, much faster than the field norms, so a demo shows data
 within a minute (REFERENCE real-world figures in brackets):
@@ -113,8 +119,12 @@ class _Builder:
                 self.add(area, f"{corridor}-W{w:02d}", "gas", lon, lat, f"{corridor}-MH{w:02d}", "manhole",
                          {"ch4_lel": "%LEL"}, {"well_type": well_type, "corridor": corridor, "chainage_m": d})
             p_set = float(rng.choice([0.2, 0.3, 0.4]))  # medium-pressure A, GB 50028 classes [G8]
-            self.add(area, f"{corridor}-P1", "gas", lon0, lat0, corridor, "gas_pipe", {"pressure_mpa": "MPa"},
-                     {"p_set_mpa": p_set, "corridor": corridor, "pressure_class": "medium_A"})
+            pipe = {"p_set_mpa": p_set, "corridor": corridor, "pressure_class": "medium_A"}
+            self.add(area, f"{corridor}-P1", "gas", lon0, lat0, corridor, "gas_pipe", {"pressure_mpa": "MPa"}, pipe)
+            # a second transmitter at the far end (the last well's chainage), so a rule can tell one transmitter
+            # disagreeing with its twin (a sensor fault) from both moving (the pipe); no extra rng draw
+            self.add(area, f"{corridor}-P2", "gas", lon, lat, corridor, "gas_pipe", {"pressure_mpa": "MPa"},
+                     {**pipe, "chainage_m": d})
 
     def water(self, area: Area, rng: np.random.Generator) -> None:
         for m in (1, 2):
@@ -157,6 +167,11 @@ class _Builder:
                      {**common, "crack_w0_mm": round(float(rng.uniform(0.08, 0.14)), 3)})
             self.add(area, f"{bridge}-D1", "bridge", lon + 0.0001, lat, bridge, "bridge",
                      {"deflection_mm": "mm", "temp_c": "degC"}, common)
+            # a second accelerometer at quarter span (S1 is at mid-span), west along the deck; no extra rng draw
+            quarter = span / 4
+            self.add(area, f"{bridge}-S2", "bridge", lon - quarter / (M_PER_DEG_LAT * math.cos(math.radians(lat))),
+                     lat, bridge, "bridge", {"freq1_hz": "Hz", "temp_c": "degC", "accel_rms_mg": "mg"},
+                     {**common, "position_m": quarter})
 
     def elevators(self, area: Area, rng: np.random.Generator) -> None:
         metrics = {"passenger": "bool", "moving": "bool", "door_closed": "bool", "door_zone": "bool",

@@ -8,10 +8,19 @@ three Chinese warning grades, [B2]). Acceleration RMS follows traffic with heavy
 ([B3], [B7]). Cracks breathe with temperature (they close as concrete warms; [B2]: breathing is
 normal, monotonic growth is not). Summary metrics are reported every 60 s (real platforms: 50 Hz
 raw, modes identified hourly [B2]).
+
+Each span has two accelerometers: S1 at mid-span and S2 at quarter span (label ``position_m``, the
+distance from a support). f1 is a property of the span: both see the same temperature-dependent f1
+and the same stiffness loss, each with its own identification scatter. The acceleration RMS scales
+with the first mode shape at the sensor, sin(pi x / L): 0.71 of mid-span at quarter span. The twins
+share the traffic profile but draw their own truck bursts (each sensor owns its generator, so S1's
+series stays what it was): minute by minute their RMS agree less than one truck on one span would make
+them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -68,6 +77,8 @@ def simulate(
     if "accel_rms_mg" in sensor.metrics:
         trucks = np.where(rng.random(ts.size) < 0.03 * traffic, rng.uniform(1.5, 3.0, ts.size), 1.0)
         out["accel_rms_mg"] = (0.4 + 1.6 * traffic * rng.lognormal(0.0, 0.25, ts.size)) * trucks
+        if "position_m" in sensor.labels:  # off mid-span (S1 has no label: mid-span, factor 1)
+            out["accel_rms_mg"] = out["accel_rms_mg"] * mode_shape(sensor)
     if "crack_mm" in sensor.metrics:
         width = label(sensor, "crack_w0_mm", 0.12) - 0.002 * (temp - 20.0)
         for e in effects:
@@ -82,11 +93,25 @@ def simulate(
     return out
 
 
+def mode_shape(sensor: Sensor) -> float:
+    """The first bending mode of a simply supported span at the sensor, sin(pi x / L), 1 at mid-span: the
+    acceleration RMS factor of an off-centre accelerometer (⚠INF: the first mode dominates the RMS; higher modes
+    and the local wheel impact add a little at quarter span, where this gives 0.71)."""
+    span = label(sensor, "span_m", 0.0)
+    if span <= 0.0:
+        return 1.0
+    x = min(max(label(sensor, "position_m", span / 2), 0.0), span)
+    return math.sin(math.pi * x / span)
+
+
 def expand_stiffness(incident: Incident, registry: Registry) -> list[Effect]:
-    """A stiffness loss on a bridge: ``magnitude`` = fractional f1 drop (0.12 = 12 %), every f1 sensor."""
+    """A stiffness loss on a bridge: ``magnitude`` = fractional f1 drop (0.12 = 12 %). f1 is a property of the
+    span, so every f1 sensor of the target's bridge sees it, whether the target names the bridge or one sensor."""
+    bridges = {s.asset or s.id for s in resolve(registry, incident.target, DOMAIN, "freq1_hz")}
     return [Effect(kind="stiffness_loss", sensor=s.id, start=incident.start, end=incident.end,
                    magnitude=incident.magnitude, params=dict(incident.params), incident=incident.index)
-            for s in resolve(registry, incident.target, DOMAIN, "freq1_hz")]
+            for s in sorted(registry.sensors.values(), key=lambda s: s.id)
+            if s.domain == DOMAIN and "freq1_hz" in s.metrics and (s.asset or s.id) in bridges]
 
 
 def expand_crack(incident: Incident, registry: Registry) -> list[Effect]:

@@ -6,6 +6,12 @@ ramps up over minutes and then gives large, strongly fluctuating values ([G5]: "
 large and strongly fluctuating CH4 fraction; biogas a small and stable one"), and reaches the
 neighbouring wells on the same utility corridor later and weaker ([G5], [G15]). Pipe pressure
 sits within a few % of its set point and follows demand (pressure classes GB 50028 [G8]).
+
+Each corridor has two pressure transmitters: P1 at the regulator end (chainage 0) and P2 at the far
+end (label ``chainage_m``). Both follow the same set point and demand, each with its own noise; the
+far end reads a little lower by the head loss along the main, which grows with flow. A regulator
+failure or an upstream loss (``gas_pressure``) moves the whole corridor: both transmitters, the far
+end a few seconds later.
 """
 
 from __future__ import annotations
@@ -34,6 +40,17 @@ DOMAIN = "gas"
 
 #: Background ranges in %LEL by well type (⚠INF, REFERENCE §1.4: normal sewer well 0-3 %LEL).
 _BACKGROUND = {"sewer": (0.8, 1.8), "valve": (0.1, 0.5), "telecom": (0.0, 0.3)}
+
+#: Head loss along a medium-pressure main, as a fraction of the set point per km at mean demand (⚠INF: REFERENCE
+#: §1.2 gives the pressure classes only; 0.3 %/km is a lightly loaded distribution main), growing with flow as
+#: Q^1.82 (⚠INF: the exponent of Renouard-type medium-pressure formulas). With the damped demand cycle (0.47-1.72
+#: of the mean) the 1050-m far end reads 0.1-0.8 % below the regulator end.
+HEAD_LOSS_PER_KM = 0.003
+HEAD_LOSS_EXPONENT = 1.82
+#: A pressure change at the regulator reaches a point ``chainage_m`` down the main after chainage / this speed
+#: (⚠INF: about the speed of sound in natural gas, ~430 m/s, rounded down; line pack makes the real far end
+#: slower and smoother, which a 60-s transmitter does not resolve). 1050 m: ~3 s.
+PRESSURE_WAVE_MPS = 400.0
 
 
 def simulate(
@@ -75,6 +92,9 @@ def _pressure(sensor: Sensor, ts: Array, rng: np.random.Generator, effects: Sequ
     demand = diurnal(local_hours(ts), ROBERTS_2005, damp=0.6)
     # regulators hold the set point; demand pulls it down by a few % (⚠INF: quiet stays inside +-10 %)
     value = p_set * (1.0 - 0.025 * (demand - 1.0)) + ar1(rng, ts.size, 0.9, 0.004 * p_set)
+    chainage = label(sensor, "chainage_m", 0.0)
+    if chainage > 0.0:  # downstream of the regulator: the head loss along the main
+        value = value - p_set * HEAD_LOSS_PER_KM * (chainage / 1000.0) * demand**HEAD_LOSS_EXPONENT
     for e in effects:
         if e.kind == "gas_pressure":
             ramp = e.param("ramp", 60.0)
@@ -117,12 +137,19 @@ def expand_leak(incident: Incident, registry: Registry) -> list[Effect]:
 
 
 def expand_pressure(incident: Incident, registry: Registry) -> list[Effect]:
-    """A regulator failure or upstream loss on a pipe: ``magnitude`` is the fractional change (-0.3)."""
-    return [
-        Effect(kind="gas_pressure", sensor=s.id, start=incident.start, end=incident.end,
-               magnitude=incident.magnitude, params=dict(incident.params), incident=incident.index)
-        for s in resolve(registry, incident.target, DOMAIN, "pressure_mpa")
-    ]
+    """A regulator failure or upstream loss on a pipe: ``magnitude`` is the fractional change (-0.3). It is
+    corridor-wide: every pressure transmitter of the target's corridor (whether the target names one transmitter
+    or the corridor) sees it, ``chainage_m`` / ``PRESSURE_WAVE_MPS`` seconds after the regulator end."""
+    corridors = {corridor_of(s) or s.id for s in resolve(registry, incident.target, DOMAIN, "pressure_mpa")}
+    pipes = sorted((s for s in registry.sensors.values()
+                    if s.domain == DOMAIN and "pressure_mpa" in s.metrics and (corridor_of(s) or s.id) in corridors),
+                   key=lambda s: s.id)
+    effects = []
+    for s in pipes:
+        lag = label(s, "chainage_m", 0.0) / PRESSURE_WAVE_MPS
+        effects.append(Effect(kind="gas_pressure", sensor=s.id, start=incident.start + lag, end=incident.end + lag,
+                              magnitude=incident.magnitude, params=dict(incident.params), incident=incident.index))
+    return effects
 
 
 INCIDENTS = {"gas_leak": expand_leak, "gas_pressure": expand_pressure}
