@@ -165,8 +165,9 @@ class _Builder:
             self.add(area, f"{bridge}-C1", "bridge", lon + 0.0002, lat, bridge, "bridge",
                      {"crack_mm": "mm", "temp_c": "degC"},
                      {**common, "crack_w0_mm": round(float(rng.uniform(0.08, 0.14)), 3)})
+            # the gauge's thermal coefficient, from a season's regression of deflection on deck temperature (⚠INF)
             self.add(area, f"{bridge}-D1", "bridge", lon + 0.0001, lat, bridge, "bridge",
-                     {"deflection_mm": "mm", "temp_c": "degC"}, common)
+                     {"deflection_mm": "mm", "temp_c": "degC"}, {**common, "thermal_mm_per_degc": -0.15})
             # a second accelerometer at quarter span (S1 is at mid-span), west along the deck; no extra rng draw
             quarter = span / 4
             self.add(area, f"{bridge}-S2", "bridge", lon - quarter / (M_PER_DEG_LAT * math.cos(math.radians(lat))),

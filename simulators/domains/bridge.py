@@ -88,7 +88,7 @@ def simulate(
         out["crack_mm"] = np.clip(width + rng.normal(0.0, 0.001, ts.size), 0.0, None)
     if "deflection_mm" in sensor.metrics:
         live = -1.5 * traffic * rng.random(ts.size)  # per-vehicle -3..+1.5 mm for PSC spans [B3]
-        thermal = -0.15 * (temp - 20.0)
+        thermal = label(sensor, "thermal_mm_per_degc", -0.15) * (temp - 20.0)  # deck camber with temperature ⚠INF
         out["deflection_mm"] = thermal + live + rng.normal(0.0, 0.05, ts.size)
     return out
 

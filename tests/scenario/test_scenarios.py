@@ -46,8 +46,10 @@ def test_scenario_demo_alerts_match_its_incidents() -> None:
         assert reached.get((rule, sensor)) == level, (rule, sensor, level, reached.get((rule, sensor)))
     touched = {a["sensor"] for inc in truth["incidents"] for a in inc["affected"]}
     registry = demo_registry()
+    # group alerts (neighbourhood count / quorum) are on "<group_by>:<group>": touched when a member is
     touched_groups = {f"corridor:{registry.sensors[s].labels['corridor']}" for s in touched
                       if "corridor" in registry.sensors[s].labels}
+    touched_groups |= {f"asset:{registry.sensors[s].asset}" for s in touched}
     assert {e.subject for e in events if e.kind.value == "safety"} <= touched | touched_groups
 
 
