@@ -35,16 +35,14 @@ to a change that is physically negligible (0.05 %LEL, the gauge's 0.5 cm).
 Parameters: ``window`` (60 differences), ``min_samples`` (20 differences before the first verdict),
 ``z_floor`` (1.0), ``z_scale`` (8.5), ``min_spread`` (1e-6, metric unit), ``side`` ("both", "up",
 "down"), ``max_width`` (1: single-sample glitches only; up to 3), ``context`` (6 readings).
-Cost per reading: O(log window) for the sorted window (an insert and a delete, skipped when the step
-in equals the step out; the steps are a list, so dropping the oldest moves ``window`` pointers, as the
-insert does); readings not beyond both neighbours (most) stop there. For the others the context is
-sorted, and when the block still stands out, the MADs of the window and of its newest third are read
-off the sorted steps (the newest third: a slice, sorted) by a window search that starts where the
-answer usually is (O(log n) probes; the deviations are sorted only for the mean-deviation fallback)
-and kept while the steps and the resolution stay the same. Per update, on what the demo city's
-detectors see in the engine (demo 6h; thread CPU time, best of 11, shared 2-core host): ~2.0 us on
-average (2.7-3.0 before), 3.2-4.1 us on noisy streams such as gas methane, water pressure and flow,
-bridges (4.5-6.2 before), 0.5 us on a constant series. State is the last ``window`` differences and
+Cost per reading: the new step goes into the window, an ``array`` of doubles (one block of memory: in
+the engine nearly every update starts out of the caches); readings not beyond both neighbours (most)
+stop there. For the others the context is sorted, and when the block still stands out the window is
+sorted (cheaper than keeping it sorted on every reading) and the MADs of the window and of its newest
+third are read off the sorted steps by a window search that starts where the answer usually is (O(log n)
+probes; the deviations are sorted only for the mean-deviation fallback). Per update, replaying what the
+demo city's spike detectors see in the engine's order (demo 6h, process time, best of 3): 5.2 us (8.1 with
+the window kept sorted). State is the last ``window`` differences and
 ``context + max_width + 1`` readings. Never reads the clock.
 """
 
@@ -52,6 +50,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -190,25 +189,28 @@ class SpikeDetector(Detector):
     def reset(self) -> None:
         p = self.params
         self._recent: deque[float] = deque(maxlen=p.context + p.max_width + 1)
-        # first differences, oldest first: a list, so the newest third is one slice (dropping the oldest
-        # moves ``window`` pointers, as the insert into the sorted window does anyway)
-        self._fifo: list[float] = []
-        self._sorted: list[float] = []
+        # first differences, oldest first: doubles in one block, not float objects all over the heap (the
+        # window is read only when a verdict needs the spread, and then all of it: one cache line per 8)
+        self._fifo = array("d")
+        self._fifo_len = p.window  # the longest the window gets (longer only after a restore, see there)
+        # The sorted window is built only when a verdict needs the spread (about 1 reading in 7): keeping
+        # it sorted on every reading cost more (an insert, a delete and their cache misses) than sorting
+        # it then. While no step has been -0.0 the sorted steps are one list whatever the order they came
+        # in, so sorting them gives the very list that inserting and deleting one at a time gave. From the
+        # first -0.0 step on (the order of equal zeros could then differ) the window is kept sorted as
+        # before: ``_sorted`` (None = sort when needed).
+        self._sorted: list[float] | None = None
         self._resolution = 0.0  # smallest non-zero |step| seen (0 = none yet)
         self._slow = 0.0  # slow average of the spread (0 = not started)
         # derived, not state: a pure function of the above (rebuilt by restore). Params read on every
         # update are plain attributes: a frozen dataclass lookup costs as much as the arithmetic.
         self._lag = p.max_width + 2  # the newest step the spread may see ends at the widest block's predecessor
         self._window, self._min_samples = p.window, p.min_samples
-        self._n_fresh = p.window // 3  # newest steps in the "fresh" spread once the window is full
-        self._fresh_out = -self._n_fresh - 1  # where the step leaving the newest third is, once a new one is in
         self._up, self._down = p.side != "down", p.side != "up"
         self._max_width = p.max_width
         self._z_floor, self._z_scale, self._min_spread = p.z_floor, p.z_scale, p.min_spread
         self._slow_steps = SLOW_WINDOWS * p.window  # an int, as the slow average always divided by
         self._full = False  # the window holds ``window`` steps and the readings more than ``lag``
-        self._sigma_all: float | None = None  # noise of the whole window, while neither it nor the resolution changed
-        self._sigma_fresh: float | None = None  # the same for the newest third
 
     def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
         if value is None or not math.isfinite(value):
@@ -218,27 +220,36 @@ class SpikeDetector(Detector):
         recent.append(value)
         lag = self._lag
         fifo = self._fifo
-        # self._full: the window is full (so are the readings): it spares three len() a reading
+        # self._full: the window is full (so are the readings): it spares two len() a reading
         if self._full or len(recent) > lag:  # learn the step that ends at the widest block's predecessor
             # inline, not a method: this runs on every reading
             d = recent[-lag] - recent[-lag - 1]
-            if d != 0.0 and (self._resolution == 0.0 or abs(d) < self._resolution):
-                self._resolution = abs(d)
-                self._sigma_all = self._sigma_fresh = None
+            if d != 0.0:
+                if self._resolution == 0.0 or abs(d) < self._resolution:
+                    self._resolution = abs(d)
+            elif self._sorted is None and math.copysign(1.0, d) < 0.0:
+                self._sorted = sorted(fifo)  # a -0.0 step: keep the window sorted from now on (see reset)
             fifo.append(d)
-            if self._full or len(fifo) > self._window:
-                if fifo[self._fresh_out] != d:  # the step leaving the newest third differs from the new one
-                    self._sigma_fresh = None
-                old = fifo.pop(0)
-                if old != d:  # an equal step in and out leaves the sorted window as it was
-                    srt = self._sorted
-                    bisect.insort(srt, d)
-                    del srt[bisect.bisect_left(srt, old)]
-                    self._sigma_all = None
+            srt = self._sorted
+            if self._full:
+                if srt is None:
+                    del fifo[0]
+                else:
+                    old = fifo[0]
+                    del fifo[0]
+                    if old != d:  # an equal step in and out leaves the sorted window as it was
+                        bisect.insort(srt, d)
+                        del srt[bisect.bisect_left(srt, old)]
             else:
-                bisect.insort(self._sorted, d)
-                self._sigma_all = self._sigma_fresh = None
-                self._full = len(fifo) == self._window
+                if len(fifo) > self._fifo_len:
+                    old = fifo[0]
+                    del fifo[0]
+                    if srt is not None and old != d:
+                        bisect.insort(srt, d)
+                        del srt[bisect.bisect_left(srt, old)]
+                elif srt is not None:
+                    bisect.insort(srt, d)
+                self._full = len(fifo) == self._fifo_len
         if not self._full and len(fifo) < self._min_samples:  # (min_samples <= window)
             return None
         if lag == 3:  # max_width 1: the block is the one reading between pre and post (= value)
@@ -315,27 +326,25 @@ class SpikeDetector(Detector):
     def _spread(self) -> float:
         """Robust noise of one reading: from the whole window, or from its newest third when that is
         larger (a noisier regime, such as a leak's fluctuation, is adopted within minutes)."""
-        sigma = self._sigma_all
-        if sigma is None:
-            sigma = self._sigma_all = _noise(self._sorted, self._resolution)
-        fifo = self._fifo
+        fifo, resolution = self._fifo, self._resolution
+        srt = self._sorted
+        if srt is None:
+            srt = fifo.tolist()
+            srt.sort()
+        sigma = _noise(srt, resolution)
         fresh = len(fifo) // 3
         if fresh >= 5:
-            fs = self._sigma_fresh
-            if fs is None:
-                newest = fifo[-fresh:]
-                newest.reverse()  # newest first, as always: the sort is stable, and -0.0 == 0.0
-                newest.sort()
-                fs = _noise(newest, self._resolution)
-                if fresh == self._n_fresh and len(fifo) == self._window:
-                    self._sigma_fresh = fs  # kept only while the newest third's steps stay the same
+            newest = fifo[-fresh:].tolist()
+            newest.reverse()  # newest first, as always: the sort is stable, and -0.0 == 0.0
+            newest.sort()
+            fs = _noise(newest, resolution)
             if fs > sigma:  # max(sigma, fs)
                 sigma = fs
         slow = self._slow
         slow = self._slow = sigma if slow == 0.0 else slow + (sigma - slow) / self._slow_steps
         # max(sigma, resolution, SLOW_FLOOR * slow, min_spread), written out: the first of equals wins
         spread = sigma
-        x = self._resolution
+        x = resolution
         if x > spread:
             spread = x
         x = SLOW_FLOOR * slow
@@ -353,8 +362,12 @@ class SpikeDetector(Detector):
     def restore(self, state: Mapping[str, Any]) -> None:
         self.reset()
         self._recent.extend(float(x) for x in state["recent"])
-        self._fifo.extend(float(x) for x in state["diffs"])
-        self._sorted = sorted(self._fifo)
+        diffs = [float(x) for x in state["diffs"]]
+        self._fifo.extend(diffs)
+        # a longer window than ``window`` (the parameter changed since) stays as long, as it always did
+        self._fifo_len = max(self._window, len(diffs))
+        if any(d == 0.0 and math.copysign(1.0, d) < 0.0 for d in diffs):
+            self._sorted = sorted(diffs)
         self._resolution = float(state["resolution"])
         self._slow = float(state["slow"])
-        self._full = len(self._fifo) >= self._window and len(self._recent) > self._lag
+        self._full = len(self._fifo) == self._fifo_len and len(self._recent) > self._lag
