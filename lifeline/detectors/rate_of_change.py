@@ -84,6 +84,7 @@ class RateOfChangeDetector(Detector):
     value_unit = "unit per `per` (least-squares slope over window_s)"
 
     params: RateOfChangeParams
+    __slots__ = ("_age", "_su", "_suu", "_suv", "_sv", "_t0", "_ts", "_x0", "_xs")
 
     def reset(self) -> None:
         self._ts: deque[float] = deque()

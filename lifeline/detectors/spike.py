@@ -185,6 +185,8 @@ class SpikeDetector(Detector):
     value_unit = "robust sigmas (spike size / spread of one-step changes)"
 
     params: SpikeParams
+    __slots__ = ("_down", "_fifo", "_fifo_len", "_full", "_lag", "_max_width", "_min_samples", "_min_spread", "_recent",
+                 "_resolution", "_slow", "_slow_steps", "_sorted", "_up", "_window", "_z_floor", "_z_scale")
 
     def reset(self) -> None:
         p = self.params
