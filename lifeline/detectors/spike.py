@@ -185,8 +185,9 @@ class SpikeDetector(Detector):
     value_unit = "robust sigmas (spike size / spread of one-step changes)"
 
     params: SpikeParams
-    __slots__ = ("_down", "_fifo", "_fifo_len", "_full", "_lag", "_max_width", "_min_samples", "_min_spread", "_recent",
-                 "_resolution", "_slow", "_slow_steps", "_sorted", "_up", "_window", "_z_floor", "_z_scale")
+    __slots__ = ("_context", "_down", "_fifo", "_fifo_len", "_full", "_lag", "_max_width", "_min_samples",
+                 "_min_spread", "_recent", "_resolution", "_slow", "_slow_steps", "_sorted", "_up", "_window",
+                 "_z_floor", "_z_scale")
 
     def reset(self) -> None:
         p = self.params
@@ -209,7 +210,7 @@ class SpikeDetector(Detector):
         self._lag = p.max_width + 2  # the newest step the spread may see ends at the widest block's predecessor
         self._window, self._min_samples = p.window, p.min_samples
         self._up, self._down = p.side != "down", p.side != "up"
-        self._max_width = p.max_width
+        self._max_width, self._context = p.max_width, p.context
         self._z_floor, self._z_scale, self._min_spread = p.z_floor, p.z_scale, p.min_spread
         self._slow_steps = SLOW_WINDOWS * p.window  # an int, as the slow average always divided by
         self._full = False  # the window holds ``window`` steps and the readings more than ``lag``
@@ -275,6 +276,27 @@ class SpikeDetector(Detector):
             devs = [abs(x - med) for x in ctx]
             devs.sort()
             context_spread = MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
+        elif lag == 4 and len(recent) >= 4:  # max_width 2: blocks b1 (after b2) and b2, b1 (after p2)
+            b1, b2, p2 = recent[-2], recent[-3], recent[-4]
+            # _size's sizes before the context, inline: how far each block stands beyond both neighbours
+            # (its min() and max() written out: the same element wins on ties)
+            lo, hi = (b1 if b1 < b2 else b2), (b1 if b1 > b2 else b2)
+            s1 = s2 = 0.0
+            if self._up:
+                s1 = b1 - (value if value > b2 else b2)
+                s2 = lo - (value if value > p2 else p2)
+            if self._down:
+                x = (value if value < b2 else b2) - b1
+                if x > s1:
+                    s1 = x
+                x = (value if value < p2 else p2) - hi
+                if x > s2:
+                    s2 = x
+            if s1 <= 0.0 and s2 <= 0.0:
+                return _CALM  # neither block beyond both neighbours (most readings): nothing to judge
+            size, context_spread = self._size2(s1, s2, b2, p2)
+            if size <= 0.0:
+                return _CALM
         else:
             size, context_spread = self._size()
             if size <= 0.0:
@@ -323,6 +345,35 @@ class SpikeDetector(Detector):
                 devs = [abs(x - med) for x in ctx]
                 devs.sort()
                 best, best_spread = size, MAD_TO_SIGMA * sorted_median(devs)
+        return best, best_spread
+
+    def _size2(self, s1: float, s2: float, pre1: float, pre2: float) -> tuple[float, float]:
+        """``_size`` for max_width 2 given the blocks' sizes before the context (``s1``: the one-reading
+        block after ``pre1``, ``s2``: the two-reading block after ``pre2``): the same floats, without
+        the generic loop's slices, min() and max()."""
+        xs = list(self._recent)
+        n_xs, c = len(xs), self._context
+        best, best_spread = 0.0, 0.0
+        if s1 > 0.0:
+            ctx = xs[max(0, n_xs - 2 - c):n_xs - 2]  # the readings before the block, ending with pre1
+            ctx.sort()
+            n, mid = len(ctx), len(ctx) // 2
+            med = ctx[mid] if n % 2 else 0.5 * (ctx[mid - 1] + ctx[mid])
+            s1 -= abs(pre1 - med)
+            if s1 > 0.0:
+                devs = [abs(x - med) for x in ctx]
+                devs.sort()
+                best, best_spread = s1, MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
+        if s2 > best:
+            ctx = xs[max(0, n_xs - 3 - c):n_xs - 3]  # ending with pre2
+            ctx.sort()
+            n, mid = len(ctx), len(ctx) // 2
+            med = ctx[mid] if n % 2 else 0.5 * (ctx[mid - 1] + ctx[mid])
+            s2 -= abs(pre2 - med)
+            if s2 > best:
+                devs = [abs(x - med) for x in ctx]
+                devs.sort()
+                best, best_spread = s2, MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
         return best, best_spread
 
     def _spread(self) -> float:
