@@ -101,6 +101,9 @@ class FlatlineDetector(Detector):
     value_unit = "s flat"
 
     params: FlatlineParams
+    __slots__ = ("_all_w", "_decay", "_flat_w", "_given", "_hi", "_ignore_below", "_ignore_values", "_lo",
+                 "_log_max_chance", "_min_duration_s", "_run_last", "_run_n", "_run_start", "_screen", "_seen",
+                 "_steps_needed", "_surprise_step", "_tolerance")
 
     def reset(self) -> None:
         p = self.params

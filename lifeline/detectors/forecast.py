@@ -60,6 +60,7 @@ class ForecastDetector(Detector):
     value_unit = "minutes until target"
 
     params: ForecastParams
+    __slots__ = ("_anchor", "_past_since", "_pts", "_st", "_stt", "_stx", "_sx")
 
     def reset(self) -> None:
         self._pts: deque[tuple[float, float]] = deque()  # (ts - anchor, value)

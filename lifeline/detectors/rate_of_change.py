@@ -23,8 +23,8 @@ with a fresh two-pass fit to ~1e-17 absolute (a value printed to 4 decimals can 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ class RateOfChangeParams(Params):
         return out
 
 
-def slope(ts: deque[float], xs: deque[float]) -> float:
+def slope(ts: Sequence[float], xs: Sequence[float]) -> float:
     """Least-squares slope of xs over ts (per second); needs two distinct times."""
     n = len(ts)
     t_ref = ts[-1]  # epoch seconds are ~1.7e9: centre on recent time before squaring
@@ -84,10 +84,13 @@ class RateOfChangeDetector(Detector):
     value_unit = "unit per `per` (least-squares slope over window_s)"
 
     params: RateOfChangeParams
+    __slots__ = ("_age", "_su", "_suu", "_suv", "_sv", "_t0", "_ts", "_x0", "_xs")
 
     def reset(self) -> None:
-        self._ts: deque[float] = deque()
-        self._xs: deque[float] = deque()
+        # times and values in the window, oldest first: doubles in one block each (inside the engine a deque of
+        # float objects cost a cache miss per reading the update or a re-anchoring reads)
+        self._ts = array("d")
+        self._xs = array("d")
         # running sums of u = t - t0 and v = x - x0 over the window, re-anchored and recomputed exactly
         # once the window has turned over (``age`` updates since): O(1) per reading, amortised
         self._t0 = self._x0 = 0.0
@@ -120,7 +123,8 @@ class RateOfChangeDetector(Detector):
         u, v = t - t0, x - x0
         su, sv, suu, suv = self._su + u, self._sv + v, self._suu + u * u, self._suv + u * v
         while t - tq[0] >= p.window_s or len(tq) > p.max_samples:
-            u, v = tq.popleft() - t0, xq.popleft() - x0
+            u, v = tq[0] - t0, xq[0] - x0
+            del tq[0], xq[0]
             su, sv, suu, suv = su - u, sv - v, suu - u * u, suv - u * v
         self._su, self._sv, self._suu, self._suv = su, sv, suu, suv
         n = len(tq)

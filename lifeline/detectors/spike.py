@@ -35,24 +35,22 @@ to a change that is physically negligible (0.05 %LEL, the gauge's 0.5 cm).
 Parameters: ``window`` (60 differences), ``min_samples`` (20 differences before the first verdict),
 ``z_floor`` (1.0), ``z_scale`` (8.5), ``min_spread`` (1e-6, metric unit), ``side`` ("both", "up",
 "down"), ``max_width`` (1: single-sample glitches only; up to 3), ``context`` (6 readings).
-Cost per reading: O(log window) for the sorted window (an insert and a delete, skipped when the step
-in equals the step out; the steps are a list, so dropping the oldest moves ``window`` pointers, as the
-insert does); readings not beyond both neighbours (most) stop there. For the others the context is
-sorted, and when the block still stands out, the MADs of the window and of its newest third are read
-off the sorted steps (the newest third: a slice, sorted) by a window search that starts where the
-answer usually is (O(log n) probes; the deviations are sorted only for the mean-deviation fallback)
-and kept while the steps and the resolution stay the same. Per update, on what the demo city's
-detectors see in the engine (demo 6h; thread CPU time, best of 11, shared 2-core host): ~2.0 us on
-average (2.7-3.0 before), 3.2-4.1 us on noisy streams such as gas methane, water pressure and flow,
-bridges (4.5-6.2 before), 0.5 us on a constant series. State is the last ``window`` differences and
-``context + max_width + 1`` readings. Never reads the clock.
+Cost per reading: the new step goes into the window and the reading into the latest readings, both
+``array``s of doubles (one block of memory each: in the engine nearly every update starts out of the
+caches); readings not beyond both neighbours (most) stop there. For the others the context is sorted,
+and when the block still stands out the window is sorted (cheaper than keeping it sorted on every
+reading) and the MADs of the window and of its newest third are read off the sorted steps by a window
+search that starts where the answer usually is (O(log n) probes; the deviations are sorted only for the
+mean-deviation fallback). Per update, replaying what the demo city's spike detectors see in the engine's
+order (demo 6h, process time, best of 3): 3.3 us (8.1 with the window kept sorted and deques). State is
+the last ``window`` differences and ``context + max_width + 1`` readings. Never reads the clock.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -186,29 +184,38 @@ class SpikeDetector(Detector):
     value_unit = "robust sigmas (spike size / spread of one-step changes)"
 
     params: SpikeParams
+    __slots__ = ("_context", "_down", "_fifo", "_fifo_len", "_full", "_lag", "_max_width", "_min_samples",
+                 "_min_spread", "_n_recent", "_recent", "_resolution", "_slow", "_slow_steps", "_sorted", "_up",
+                 "_window", "_z_floor", "_z_scale")
 
     def reset(self) -> None:
         p = self.params
-        self._recent: deque[float] = deque(maxlen=p.context + p.max_width + 1)
-        # first differences, oldest first: a list, so the newest third is one slice (dropping the oldest
-        # moves ``window`` pointers, as the insert into the sorted window does anyway)
-        self._fifo: list[float] = []
-        self._sorted: list[float] = []
+        # the latest readings, oldest first: doubles in one block, as the window (the deque of float objects
+        # it replaces cost a cache miss per reading read)
+        self._recent = array("d")
+        self._n_recent = p.context + p.max_width + 1
+        # first differences, oldest first: doubles in one block, not float objects all over the heap (the
+        # window is read only when a verdict needs the spread, and then all of it: one cache line per 8)
+        self._fifo = array("d")
+        self._fifo_len = p.window  # the longest the window gets (longer only after a restore, see there)
+        # The sorted window is built only when a verdict needs the spread (about 1 reading in 7): keeping
+        # it sorted on every reading cost more (an insert, a delete and their cache misses) than sorting
+        # it then. While no step has been -0.0 the sorted steps are one list whatever the order they came
+        # in, so sorting them gives the very list that inserting and deleting one at a time gave. From the
+        # first -0.0 step on (the order of equal zeros could then differ) the window is kept sorted as
+        # before: ``_sorted`` (None = sort when needed).
+        self._sorted: list[float] | None = None
         self._resolution = 0.0  # smallest non-zero |step| seen (0 = none yet)
         self._slow = 0.0  # slow average of the spread (0 = not started)
         # derived, not state: a pure function of the above (rebuilt by restore). Params read on every
         # update are plain attributes: a frozen dataclass lookup costs as much as the arithmetic.
         self._lag = p.max_width + 2  # the newest step the spread may see ends at the widest block's predecessor
         self._window, self._min_samples = p.window, p.min_samples
-        self._n_fresh = p.window // 3  # newest steps in the "fresh" spread once the window is full
-        self._fresh_out = -self._n_fresh - 1  # where the step leaving the newest third is, once a new one is in
         self._up, self._down = p.side != "down", p.side != "up"
-        self._max_width = p.max_width
+        self._max_width, self._context = p.max_width, p.context
         self._z_floor, self._z_scale, self._min_spread = p.z_floor, p.z_scale, p.min_spread
         self._slow_steps = SLOW_WINDOWS * p.window  # an int, as the slow average always divided by
         self._full = False  # the window holds ``window`` steps and the readings more than ``lag``
-        self._sigma_all: float | None = None  # noise of the whole window, while neither it nor the resolution changed
-        self._sigma_fresh: float | None = None  # the same for the newest third
 
     def update(self, ts: float, value: float | None, env: Mapping[str, float] | None = None) -> Verdict | None:
         if value is None or not math.isfinite(value):
@@ -216,29 +223,40 @@ class SpikeDetector(Detector):
         value = float(value)  # numpy scalars in, JSON-able state out
         recent = self._recent
         recent.append(value)
+        if len(recent) > self._n_recent:
+            del recent[0]
         lag = self._lag
         fifo = self._fifo
-        # self._full: the window is full (so are the readings): it spares three len() a reading
+        # self._full: the window is full (so are the readings): it spares two len() a reading
         if self._full or len(recent) > lag:  # learn the step that ends at the widest block's predecessor
             # inline, not a method: this runs on every reading
             d = recent[-lag] - recent[-lag - 1]
-            if d != 0.0 and (self._resolution == 0.0 or abs(d) < self._resolution):
-                self._resolution = abs(d)
-                self._sigma_all = self._sigma_fresh = None
+            if d != 0.0:
+                if self._resolution == 0.0 or abs(d) < self._resolution:
+                    self._resolution = abs(d)
+            elif self._sorted is None and math.copysign(1.0, d) < 0.0:
+                self._sorted = sorted(fifo)  # a -0.0 step: keep the window sorted from now on (see reset)
             fifo.append(d)
-            if self._full or len(fifo) > self._window:
-                if fifo[self._fresh_out] != d:  # the step leaving the newest third differs from the new one
-                    self._sigma_fresh = None
-                old = fifo.pop(0)
-                if old != d:  # an equal step in and out leaves the sorted window as it was
-                    srt = self._sorted
-                    bisect.insort(srt, d)
-                    del srt[bisect.bisect_left(srt, old)]
-                    self._sigma_all = None
+            srt = self._sorted
+            if self._full:
+                if srt is None:
+                    del fifo[0]
+                else:
+                    old = fifo[0]
+                    del fifo[0]
+                    if old != d:  # an equal step in and out leaves the sorted window as it was
+                        bisect.insort(srt, d)
+                        del srt[bisect.bisect_left(srt, old)]
             else:
-                bisect.insort(self._sorted, d)
-                self._sigma_all = self._sigma_fresh = None
-                self._full = len(fifo) == self._window
+                if len(fifo) > self._fifo_len:
+                    old = fifo[0]
+                    del fifo[0]
+                    if srt is not None and old != d:
+                        bisect.insort(srt, d)
+                        del srt[bisect.bisect_left(srt, old)]
+                elif srt is not None:
+                    bisect.insort(srt, d)
+                self._full = len(fifo) == self._fifo_len
         if not self._full and len(fifo) < self._min_samples:  # (min_samples <= window)
             return None
         if lag == 3:  # max_width 1: the block is the one reading between pre and post (= value)
@@ -262,6 +280,27 @@ class SpikeDetector(Detector):
             devs = [abs(x - med) for x in ctx]
             devs.sort()
             context_spread = MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
+        elif lag == 4 and len(recent) >= 4:  # max_width 2: blocks b1 (after b2) and b2, b1 (after p2)
+            b1, b2, p2 = recent[-2], recent[-3], recent[-4]
+            # _size's sizes before the context, inline: how far each block stands beyond both neighbours
+            # (its min() and max() written out: the same element wins on ties)
+            lo, hi = (b1 if b1 < b2 else b2), (b1 if b1 > b2 else b2)
+            s1 = s2 = 0.0
+            if self._up:
+                s1 = b1 - (value if value > b2 else b2)
+                s2 = lo - (value if value > p2 else p2)
+            if self._down:
+                x = (value if value < b2 else b2) - b1
+                if x > s1:
+                    s1 = x
+                x = (value if value < p2 else p2) - hi
+                if x > s2:
+                    s2 = x
+            if s1 <= 0.0 and s2 <= 0.0:
+                return _CALM  # neither block beyond both neighbours (most readings): nothing to judge
+            size, context_spread = self._size2(s1, s2, b2, p2)
+            if size <= 0.0:
+                return _CALM
         else:
             size, context_spread = self._size()
             if size <= 0.0:
@@ -312,30 +351,57 @@ class SpikeDetector(Detector):
                 best, best_spread = size, MAD_TO_SIGMA * sorted_median(devs)
         return best, best_spread
 
+    def _size2(self, s1: float, s2: float, pre1: float, pre2: float) -> tuple[float, float]:
+        """``_size`` for max_width 2 given the blocks' sizes before the context (``s1``: the one-reading
+        block after ``pre1``, ``s2``: the two-reading block after ``pre2``): the same floats, without
+        the generic loop's slices, min() and max()."""
+        xs = list(self._recent)
+        n_xs, c = len(xs), self._context
+        best, best_spread = 0.0, 0.0
+        if s1 > 0.0:
+            ctx = xs[max(0, n_xs - 2 - c):n_xs - 2]  # the readings before the block, ending with pre1
+            ctx.sort()
+            n, mid = len(ctx), len(ctx) // 2
+            med = ctx[mid] if n % 2 else 0.5 * (ctx[mid - 1] + ctx[mid])
+            s1 -= abs(pre1 - med)
+            if s1 > 0.0:
+                devs = [abs(x - med) for x in ctx]
+                devs.sort()
+                best, best_spread = s1, MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
+        if s2 > best:
+            ctx = xs[max(0, n_xs - 3 - c):n_xs - 3]  # ending with pre2
+            ctx.sort()
+            n, mid = len(ctx), len(ctx) // 2
+            med = ctx[mid] if n % 2 else 0.5 * (ctx[mid - 1] + ctx[mid])
+            s2 -= abs(pre2 - med)
+            if s2 > best:
+                devs = [abs(x - med) for x in ctx]
+                devs.sort()
+                best, best_spread = s2, MAD_TO_SIGMA * (devs[mid] if n % 2 else 0.5 * (devs[mid - 1] + devs[mid]))
+        return best, best_spread
+
     def _spread(self) -> float:
         """Robust noise of one reading: from the whole window, or from its newest third when that is
         larger (a noisier regime, such as a leak's fluctuation, is adopted within minutes)."""
-        sigma = self._sigma_all
-        if sigma is None:
-            sigma = self._sigma_all = _noise(self._sorted, self._resolution)
-        fifo = self._fifo
+        fifo, resolution = self._fifo, self._resolution
+        srt = self._sorted
+        if srt is None:
+            srt = fifo.tolist()
+            srt.sort()
+        sigma = _noise(srt, resolution)
         fresh = len(fifo) // 3
         if fresh >= 5:
-            fs = self._sigma_fresh
-            if fs is None:
-                newest = fifo[-fresh:]
-                newest.reverse()  # newest first, as always: the sort is stable, and -0.0 == 0.0
-                newest.sort()
-                fs = _noise(newest, self._resolution)
-                if fresh == self._n_fresh and len(fifo) == self._window:
-                    self._sigma_fresh = fs  # kept only while the newest third's steps stay the same
+            newest = fifo[-fresh:].tolist()
+            newest.reverse()  # newest first, as always: the sort is stable, and -0.0 == 0.0
+            newest.sort()
+            fs = _noise(newest, resolution)
             if fs > sigma:  # max(sigma, fs)
                 sigma = fs
         slow = self._slow
         slow = self._slow = sigma if slow == 0.0 else slow + (sigma - slow) / self._slow_steps
         # max(sigma, resolution, SLOW_FLOOR * slow, min_spread), written out: the first of equals wins
         spread = sigma
-        x = self._resolution
+        x = resolution
         if x > spread:
             spread = x
         x = SLOW_FLOOR * slow
@@ -353,8 +419,13 @@ class SpikeDetector(Detector):
     def restore(self, state: Mapping[str, Any]) -> None:
         self.reset()
         self._recent.extend(float(x) for x in state["recent"])
-        self._fifo.extend(float(x) for x in state["diffs"])
-        self._sorted = sorted(self._fifo)
+        del self._recent[:-self._n_recent]  # the newest ones, as a deque of that length kept
+        diffs = [float(x) for x in state["diffs"]]
+        self._fifo.extend(diffs)
+        # a longer window than ``window`` (the parameter changed since) stays as long, as it always did
+        self._fifo_len = max(self._window, len(diffs))
+        if any(d == 0.0 and math.copysign(1.0, d) < 0.0 for d in diffs):
+            self._sorted = sorted(diffs)
         self._resolution = float(state["resolution"])
         self._slow = float(state["slow"])
-        self._full = len(self._fifo) >= self._window and len(self._recent) > self._lag
+        self._full = len(self._fifo) == self._fifo_len and len(self._recent) > self._lag

@@ -397,11 +397,12 @@ def _elevated(metric: str, window: float, count: bool, above: bool, bound: float
         cutoff = ts - window
         n = 0
         me_up = False
+        # the value first: most members are not elevated, and their time is then never looked up
         for other in states:
-            t = other.mts.get(metric)
-            if t is not None and t >= cutoff:
-                v = other.values.get(metric)
-                if v is not None and ((v >= bound) if above else (v <= bound)):
+            v = other.values.get(metric)
+            if v is not None and ((v >= bound) if above else (v <= bound)):
+                t = other.mts.get(metric)
+                if t is not None and t >= cutoff:
                     n += 1
                     me_up = me_up or other is me
         step(me, ts, float(n) if count else (1.0 if n == 1 and me_up else 0.0), out)
