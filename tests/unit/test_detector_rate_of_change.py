@@ -104,7 +104,7 @@ def test_rate_of_change_rejects_bad_params_with_exact_messages() -> None:
     """Every bad value is reported at once, naming the field, the rule and the value."""
     with pytest.raises(ParamError) as err:
         params_from_config(RateOfChangeParams, {"window_s": 0.0, "min_samples": 1, "per": "day", "rate_scale": -1.0,
-                                                "side": "left", "max_samples": 1})
+                                                "side": "left", "max_samples": 1, "fit": "ransac"})
     assert err.value.problems == [
         ("window_s", "must be positive (got 0.0)"),
         ("max_samples", "must be at least 2 (got 1)"),
@@ -113,4 +113,58 @@ def test_rate_of_change_rejects_bad_params_with_exact_messages() -> None:
         ("per", "must be 's', 'min' or 'h' (got 'day')"),
         ("rate_scale", "must be positive (got -1.0)"),
         ("side", "must be 'both', 'up' or 'down' (got 'left')"),
+        ("fit", "must be 'least_squares' or 'theil_sen' (got 'ransac')"),
     ]
+
+
+def _burst_slopes(fit: str, values: list[float]) -> list[float]:
+    """The water burst rule's detector (5-min window, 1-min readings) over ``values``: the rates it gives."""
+    det = RateOfChangeDetector(RateOfChangeParams(window_s=300.0, min_span_s=180.0, min_samples=4, per="min",
+                                                  side="down", fit=fit))
+    out = []
+    for k, v in enumerate(values):
+        verdict = det.update(T0 + 60.0 * k, v)
+        if verdict is not None:
+            out.append(verdict.value)
+    return out
+
+
+def test_rate_of_change_theil_sen_ignores_a_glitch_that_least_squares_reads_as_a_fall() -> None:
+    """A steady 0.30 MPa main with one reading glitched up by 0.1 MPa (5x the day's spread, as the fault suite
+    injects): while the glitch leaves the window the least-squares slope reads a fall of -0.02 then -0.01 MPa/min
+    (the burst rule's red and yellow) on two readings in a row; the median of pairwise slopes stays at 0."""
+    values = [0.30] * 10 + [0.40] + [0.30] * 10
+    ls = _burst_slopes("least_squares", values)
+    ts = _burst_slopes("theil_sen", values)
+    assert sorted(ls)[:2] == pytest.approx([-0.02, -0.01])
+    assert all(r == 0.0 for r in ts)
+
+
+def test_rate_of_change_theil_sen_sees_a_step_as_least_squares_does() -> None:
+    """A 0.05 MPa burst drop in a 5-reading window: least squares reads 0.2d, 0.3d, 0.3d, 0.2d per minute on
+    the four readings after the step; the median of pairwise slopes reads about 0.29d on the second and third
+    (the step is then in more than half of the pairs) and 0 on the first and fourth. Both pass the yellow
+    -0.006 MPa/min on two readings in a row, there within 10 % of each other: a rule with the robust fit
+    needs a ``for`` of one interval (two readings), not two."""
+    values = [0.30] * 8 + [0.25] * 6
+    ls = _burst_slopes("least_squares", values)
+    ts = _burst_slopes("theil_sen", values)
+    after = 8 - (len(values) - len(ls))  # index of the first verdict after the step
+    assert ls[after:after + 4] == pytest.approx([-0.01, -0.015, -0.015, -0.01])
+    assert ts[after] == 0.0 and ts[after + 3] == 0.0
+    for a, b in zip(ls[after + 1:after + 3], ts[after + 1:after + 3], strict=True):
+        assert b <= -0.006 and 0.9 <= b / a <= 1.1
+
+
+def test_rate_of_change_theil_sen_survives_snapshot() -> None:
+    """The robust fit reads the same window the snapshot keeps: restore mid-stream changes nothing."""
+    values = [0.30 + 0.001 * ((k * 7) % 5) for k in range(20)]
+    params = RateOfChangeParams(window_s=300.0, min_span_s=180.0, min_samples=4, per="min", fit="theil_sen")
+    a, b = RateOfChangeDetector(params), RateOfChangeDetector(params)
+    for k, v in enumerate(values[:10]):
+        a.update(T0 + 60.0 * k, v)
+        b.update(T0 + 60.0 * k, v)
+    c = RateOfChangeDetector(params)
+    c.restore(b.snapshot())
+    for k, v in enumerate(values[10:], start=10):
+        assert a.update(T0 + 60.0 * k, v) == c.update(T0 + 60.0 * k, v)
