@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import statistics
 import subprocess
@@ -20,11 +21,26 @@ CACHE = HERE / ".cache"
 RESULTS = HERE / "results"
 
 
+def inputs_fingerprint() -> str:
+    """What the simulated input depends on besides the arguments: the demo city (sensors.csv, districts) and
+    the simulators' code and scenario files. A change to any of them is a new cache entry, never stale data."""
+    h = hashlib.sha256()
+    files = [paths.default_registry(), paths.default_districts(),
+             *sorted((paths.REPO / "simulators").rglob("*.py")), *sorted((paths.REPO / "simulators").rglob("*.yaml"))]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def simulated_input(scenario: str, duration: str, seed: int = 7) -> Path:
-    """JSON lines of the demo city from the simulators (cached by arguments)."""
+    """JSON lines of the demo city from the simulators (cached by arguments and ``inputs_fingerprint``)."""
     CACHE.mkdir(exist_ok=True)
-    out = CACHE / f"{scenario}-{duration}-{seed}.jsonl"
+    stem = f"{scenario}-{duration}-{seed}"
+    out = CACHE / f"{stem}-{inputs_fingerprint()}.jsonl"
     if not out.exists():
+        for old in [*CACHE.glob(f"{stem}-*.jsonl"), CACHE / f"{stem}.jsonl"]:  # made from an older city or
+            old.unlink(missing_ok=True)                                          # simulator (or unkeyed)
         tmp = out.with_suffix(".tmp")
         print(f"generating {out.name} with the simulators ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "simulators", "run", "--scenario", scenario, "--duration", duration,
