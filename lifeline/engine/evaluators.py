@@ -202,21 +202,14 @@ def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: 
     group = _Members(members, sensors)
     step = _stepper(th, lc, rule, emit)
     plain = hood.offsets_tau_s is None and hood.smooth_s is None
-    if rule.value is None and hood.measure != "quorum" and plain:  # the common, inlined paths
-        if hood.measure == "residual":
-            return _residual(rule.metrics[0], hood.window_s, hood.min_others, group, step)
-        above = hood.member_above is not None
-        bound = hood.member_above if hood.member_above is not None else hood.member_below
-        assert bound is not None
-        return _elevated(rule.metrics[0], hood.window_s, hood.measure == "count", above, bound, group, step)
     value_of = _member_value(rule)
+    metric = rule.metrics[0] if rule.value is None else None  # a metric rule reads its members inline
     if hood.measure == "quorum":
         return _quorum(value_of, hood, th.direction == "above", group, step)
     if hood.measure == "residual":
         assert plain or offsets is not None
-        return _residual_of(value_of, hood, group, step, lc, None if plain else offsets,
-                            rule.metrics[0] if rule.value is None else None)
-    return _elevated_of(value_of, hood, group, step)
+        return _residual(value_of, hood, group, step, lc, None if plain else offsets, metric)
+    return _elevated(hood, group, step, metric, value_of)
 
 
 #: (member, cutoff) -> the member's compared value, or None when it is not fresh (or cannot be computed)
@@ -251,12 +244,6 @@ def _member_value(rule: Rule) -> _ValueOf:
     return of_expression
 
 
-def _median(xs: list[float]) -> float:
-    """The median of a sorted, non-empty list (written as the other evaluators inline it)."""
-    k = len(xs)
-    return xs[k // 2] if k % 2 else 0.5 * (xs[k // 2 - 1] + xs[k // 2])
-
-
 def _quorum(value_of: _ValueOf, hood: Neighbourhood, above: bool, group: _Members, step: _Step) -> Evaluator:
     """The ``quorum``-th highest fresh member value (lowest for ``below``); fewer fresh members: the last."""
     states, window, need = group.states, hood.window_s, hood.quorum
@@ -278,54 +265,7 @@ def _quorum(value_of: _ValueOf, hood: Neighbourhood, above: bool, group: _Member
     return on_quorum
 
 
-def _elevated_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step: _Step) -> Evaluator:
-    """``count`` / ``isolated`` (as ``_elevated``) over any member value."""
-    states, window, count = group.states, hood.window_s, hood.measure == "count"
-    elevated = hood.elevated
-
-    def on_elevated(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
-        if group.pending:
-            group.resolve()
-        cutoff = ts - window
-        n = 0
-        me_up = False
-        for other in states:
-            v = value_of(other, cutoff)
-            if v is not None and elevated(v):
-                n += 1
-                me_up = me_up or other is me
-        step(me, ts, float(n) if count else (1.0 if n == 1 and me_up else 0.0), out)
-
-    return on_elevated
-
-
-def _residual(metric: str, window: float, min_others: int, group: _Members, step: _Step) -> Evaluator:
-    states = group.states
-
-    def on_residual(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
-        if group.pending:
-            group.resolve()
-        cutoff = ts - window
-        vs: list[float] = []
-        for other in states:
-            t = other.mts.get(metric)
-            if t is not None and t >= cutoff:
-                v = other.values.get(metric)
-                if v is not None:
-                    vs.append(v)
-        mine = me.values.get(metric)
-        if mine is None or len(vs) - 1 < min_others:
-            return
-        # the median of the whole group, this sensor included: one drifting member of three or
-        # more cannot move it, so the steady neighbours read ~0 and only the drifter deviates
-        vs.sort()
-        k = len(vs)
-        step(me, ts, abs(mine - (vs[k // 2] if k % 2 else 0.5 * (vs[k // 2 - 1] + vs[k // 2]))), out)
-
-    return on_residual
-
-
-def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step: _Step, lc: Lifecycle,
+def _residual(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step: _Step, lc: Lifecycle,
                  offsets: Callable[[str], Offset] | None, metric: str | None = None) -> Evaluator:
     """The residual over any member value, and with offsets: each member's usual gap removed. The sensor
     learns its own gap from the raw median (every fresh member, itself included) while its finding is
@@ -333,8 +273,8 @@ def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step:
     less the median of the fresh members' values less theirs (members that have learned nothing yet are
     left out); before that it is the plain residual (what the rule gives without offsets). With ``smooth_s``
     the value is the magnitude of the signed residual's exponential average (per member, engine state).
-    ``metric`` (a metric rule) reads the members' values inline, as ``_residual`` does: one call fewer per
-    member and reading."""
+    For a metric rule (``metric``) the members' values are read inline, one call fewer per member and
+    reading; an expression goes through ``value_of``. Members' ids are collected only for offsets."""
     states = group.states
     window, min_others, tau, learn = hood.window_s, hood.min_others, hood.offsets_tau_s, hood.learn_s
     smooth = hood.smooth_s
@@ -361,14 +301,16 @@ def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step:
                     v = other.values.get(metric)
                     if v is not None:
                         vals.append(v)
-                        ids.append(other.id)
+                        if tau is not None:
+                            ids.append(other.id)
         else:
             mine = value_of(me, cutoff)
             for other in states:
                 v = value_of(other, cutoff)
                 if v is not None:
                     vals.append(v)
-                    ids.append(other.id)
+                    if tau is not None:
+                        ids.append(other.id)
         k = len(vals)
         if mine is None or k - 1 < min_others:
             return
@@ -401,12 +343,15 @@ def _residual_of(value_of: _ValueOf, hood: Neighbourhood, group: _Members, step:
     return on_residual
 
 
-def _elevated(metric: str, window: float, count: bool, above: bool, bound: float, group: _Members,
-              step: _Step) -> Evaluator:
-    """``count`` (the number of elevated members) or ``isolated`` (1.0 when ``me`` alone is elevated).
-    ``Neighbourhood.elevated`` is inlined (at or above ``bound`` if ``above``, else at or below):
-    one call per member and reading saved."""
-    states = group.states
+def _elevated(hood: Neighbourhood, group: _Members, step: _Step, metric: str | None, value_of: _ValueOf) -> Evaluator:
+    """``count`` (the number of elevated members) or ``isolated`` (1.0 when ``me`` alone is elevated). For a
+    metric rule the members' values are read and ``Neighbourhood.elevated`` applied inline (at or above
+    ``bound`` if ``above``, else at or below): one call per member and reading saved; an expression goes
+    through ``value_of``."""
+    states, window, count = group.states, hood.window_s, hood.measure == "count"
+    above = hood.member_above is not None
+    bound = hood.member_above if hood.member_above is not None else hood.member_below
+    assert bound is not None
 
     def on_elevated(me: SensorState, ts: float, out: list[AlertEvent]) -> None:
         if group.pending:
@@ -414,12 +359,19 @@ def _elevated(metric: str, window: float, count: bool, above: bool, bound: float
         cutoff = ts - window
         n = 0
         me_up = False
-        # the value first: most members are not elevated, and their time is then never looked up
-        for other in states:
-            v = other.values.get(metric)
-            if v is not None and ((v >= bound) if above else (v <= bound)):
-                t = other.mts.get(metric)
-                if t is not None and t >= cutoff:
+        if metric is not None:
+            # the value first: most members are not elevated, and their time is then never looked up
+            for other in states:
+                v = other.values.get(metric)
+                if v is not None and ((v >= bound) if above else (v <= bound)):
+                    t = other.mts.get(metric)
+                    if t is not None and t >= cutoff:
+                        n += 1
+                        me_up = me_up or other is me
+        else:
+            for other in states:
+                v = value_of(other, cutoff)
+                if v is not None and ((v >= bound) if above else (v <= bound)):
                     n += 1
                     me_up = me_up or other is me
         step(me, ts, float(n) if count else (1.0 if n == 1 and me_up else 0.0), out)
