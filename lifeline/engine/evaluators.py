@@ -201,14 +201,13 @@ def neighbourhood(rule: Rule, lc: Lifecycle, members: tuple[str, ...], sensors: 
     assert hood is not None and th is not None
     group = _Members(members, sensors)
     step = _stepper(th, lc, rule, emit)
-    plain = hood.offsets_tau_s is None and hood.smooth_s is None
     value_of = _member_value(rule)
     metric = rule.metrics[0] if rule.value is None else None  # a metric rule reads its members inline
     if hood.measure == "quorum":
         return _quorum(value_of, hood, th.direction == "above", group, step)
     if hood.measure == "residual":
-        assert plain or offsets is not None
-        return _residual(value_of, hood, group, step, lc, None if plain else offsets, metric)
+        assert offsets is not None or not hood.stateful
+        return _residual(value_of, hood, group, step, lc, offsets if hood.stateful else None, metric)
     return _elevated(hood, group, step, metric, value_of)
 
 

@@ -377,7 +377,7 @@ class Engine:
         for rule_id, sid, *fields in snap.get("offsets", []):  # an older snapshot has none
             rule = rules.get(rule_id)
             hood = rule.neighbourhood if rule is not None else None
-            if hood is None or (hood.offsets_tau_s is None and hood.smooth_s is None):
+            if hood is None or not hood.stateful:
                 continue
             self._offsets[(rule_id, sid)] = evaluators.Offset.from_list(fields)
         for st in self._sensors.values():

@@ -102,6 +102,11 @@ class Neighbourhood:
     quorum: int = 2  # quorum: how many fresh members must reach a level together
     smooth_s: float | None = None  # residual: exponential average of the signed residual (time constant), None = off
 
+    @property
+    def stateful(self) -> bool:
+        """A residual that keeps per-member state (learned gaps, a smoothed residual): engine state."""
+        return self.offsets_tau_s is not None or self.smooth_s is not None
+
     def elevated(self, value: float) -> bool:
         if self.member_above is not None:
             return value >= self.member_above

@@ -3,10 +3,11 @@ sensor-health finding until its neighbours confirm it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from lifeline.engine import Engine
-from lifeline.model import AlertKind, Reading, Sensor
+from lifeline.model import AlertEvent, AlertKind, Reading, Sensor
 from lifeline.registry import Registry
 from lifeline.rules.loader import load_rules
 
@@ -135,39 +136,54 @@ def test_neighbourhood_residual_flags_a_drifting_logger(tmp_path: Path) -> None:
     assert run(drift_all=True) == []
 
 
-OFFSETS = """
+def _main_pack(rule_id: str, metric: str, blue: float, extra: str = "") -> str:
+    """A residual rule on one water main's nodes (``extra``: more neighbourhood keys, ", offsets: 1d")."""
+    return f"""
 domain: water
-defaults: {owner: water_utility}
+defaults: {{owner: water_utility}}
 rules:
-  - id: water.sensor.drift
-    title: Pressure logger drifting away from its neighbours
-    match: {metric: pressure_mpa}
-    neighbourhood: {group_by: asset, measure: residual, window: 10m, min_others: 2%s}
-    threshold: {direction: above, levels: {blue: 0.02}}
+  - id: {rule_id}
+    title: Node drifting away from its main
+    match: {{metric: {metric}}}
+    neighbourhood: {{group_by: asset, measure: residual, window: 10m, min_others: 2{extra}}}
+    threshold: {{direction: above, levels: {{blue: {blue}}}}}
     for: 10m
 """
+
+
+def _run_main(tmp_path: Path, pack: str, metric: str, minutes: int, value: Callable[[int, int], float],
+              snapshot_at: int | None = None) -> tuple[list[AlertEvent], Engine]:
+    """Four nodes N0..N3 of main M1 report ``value(minute, node)`` once a minute; at ``snapshot_at`` the
+    engine is replaced by a fresh one restored from its snapshot (a restart)."""
+    (tmp_path / "water.yaml").write_text(pack)
+    nodes = [Sensor(f"N{i}", "water", "LY", 117.2, 31.8, asset="M1", asset_type="water_main") for i in range(4)]
+    rules, registry = load_rules([tmp_path / "water.yaml"]), Registry(nodes)
+    eng = Engine(rules, registry)
+    out: list[AlertEvent] = []
+    for k in range(minutes):
+        if snapshot_at is not None and k == snapshot_at:
+            restored = Engine(rules, registry)
+            restored.restore(eng.snapshot())
+            eng = restored
+        for i in range(4):
+            out += eng.process([Reading(f"N{i}", "water", metric, T0 + 60 * k + i, value(k, i))]).events
+    return out, eng
+
+
 #: usual levels of four nodes along a main: the two ends sit 0.015 MPa above and below the median
 LEVELS = (0.315, 0.302, 0.298, 0.285)
 
 
 def _offsets_run(tmp_path: Path, extra: str, minutes: int, drift_per_min: float, snapshot_at: int | None = None
                  ) -> tuple[list[tuple[str, str, str, float | None]], Engine]:
-    (tmp_path / "water.yaml").write_text(OFFSETS % extra)
-    nodes = [Sensor(f"N{i}", "water", "LY", 117.2, 31.8, asset="M1", asset_type="water_main") for i in range(4)]
-    rules, registry = load_rules([tmp_path / "water.yaml"]), Registry(nodes)
-    eng = Engine(rules, registry)
-    out = []
-    for k in range(minutes):
-        if snapshot_at is not None and k == snapshot_at:
-            restored = Engine(rules, registry)
-            restored.restore(eng.snapshot())
-            eng = restored
+    def value(k: int, i: int) -> float:
         drift = drift_per_min * max(0, k - 120)  # from minute 120, after two hours of learning
         demand = 0.01 * ((k % 90) / 90.0)  # the whole main swings with demand
-        for i in range(4):
-            noise = 0.001 * (((k * 7 + i * 13) % 11) - 5) / 5
-            v = LEVELS[i] - demand + noise - (drift if i == 0 else 0.0)
-            out += eng.process([Reading(f"N{i}", "water", "pressure_mpa", T0 + 60 * k + i, v)]).events
+        noise = 0.001 * (((k * 7 + i * 13) % 11) - 5) / 5
+        return LEVELS[i] - demand + noise - (drift if i == 0 else 0.0)
+
+    out, eng = _run_main(tmp_path, _main_pack("water.sensor.drift", "pressure_mpa", 0.02, extra), "pressure_mpa",
+                         minutes, value, snapshot_at)
     return [(e.rule, e.subject, e.event.value, e.value) for e in out], eng
 
 
@@ -203,36 +219,15 @@ def test_residual_offsets_survive_a_restart(tmp_path: Path) -> None:
     assert restarted == straight != []
 
 
-FLOW = """
-domain: water
-defaults: {owner: water_utility}
-rules:
-  - id: water.flow.drift
-    title: Flow meter drifting away from its main
-    match: {metric: flow_m3h}
-    neighbourhood: {group_by: asset, measure: residual, window: 10m, min_others: 2%s}
-    threshold: {direction: above, levels: {blue: 5}}
-    for: 10m
-"""
-
-
 def _flow_run(tmp_path: Path, extra: str, drift_per_min: float, snapshot_at: int | None = None
               ) -> list[tuple[str, str, str]]:
     """Four meters on one main, 50 m³/h with ±6 m³/h reading noise; N0 drifts from minute 60."""
-    (tmp_path / "water.yaml").write_text(FLOW % extra)
-    nodes = [Sensor(f"N{i}", "water", "LY", 117.2, 31.8, asset="M1", asset_type="water_main") for i in range(4)]
-    rules, registry = load_rules([tmp_path / "water.yaml"]), Registry(nodes)
-    eng = Engine(rules, registry)
-    out = []
-    for k in range(180):
-        if snapshot_at is not None and k == snapshot_at:
-            restored = Engine(rules, registry)
-            restored.restore(eng.snapshot())
-            eng = restored
-        for i in range(4):
-            noise = 6.0 * (((k * 37 + i * 53) % 23) - 11) / 11  # a deterministic ±6 scatter
-            v = 50.0 + noise + (drift_per_min * max(0, k - 60) if i == 0 else 0.0)
-            out += eng.process([Reading(f"N{i}", "water", "flow_m3h", T0 + 60 * k + i, v)]).events
+    def value(k: int, i: int) -> float:
+        noise = 6.0 * (((k * 37 + i * 53) % 23) - 11) / 11  # a deterministic ±6 scatter
+        return 50.0 + noise + (drift_per_min * max(0, k - 60) if i == 0 else 0.0)
+
+    out, _ = _run_main(tmp_path, _main_pack("water.flow.drift", "flow_m3h", 5, extra), "flow_m3h", 180, value,
+                       snapshot_at)
     return [(e.rule, e.subject, e.event.value) for e in out]
 
 
