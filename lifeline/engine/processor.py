@@ -10,6 +10,7 @@ rule with no open alert costs one comparison when the value is below its lowest 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,9 +64,12 @@ class Engine:
         self._offsets: dict[tuple[str, str], evaluators.Offset] = {}  # (rule, sensor) -> usual gap (residuals)
         self.watermark: float | None = None
         self._next_check: float | None = None
-        self._order: list[SensorState] | None = None  # sensors by id, for the staleness scan
-        # no scan finds a silent sensor before this watermark (see _advance); -inf: scan next time
-        self._quiet_until = -math.inf
+        # The staleness scan's agenda: (when the sensor could first be found silent, less the margin, id)
+        # for every sensor with nodata rules that is not stale, lazily kept (last_seen only grows: an entry
+        # is never later than the truth and is corrected when it comes up); sensors not yet in it wait in
+        # ``_fresh`` (new ones, and stale ones whose data is back).
+        self._due: list[tuple[float, str]] = []
+        self._fresh: list[SensorState] = []
         self.counts: Counter[str] = Counter()
 
     # ---- inputs -------------------------------------------------------------------------
@@ -171,8 +175,7 @@ class Engine:
         sensor = self.registry.get(sid)
         st = SensorState(sid, domain, sensor)
         self._sensors[sid] = st
-        self._order = None
-        self._quiet_until = -math.inf  # the next scan must run: it sets up the new sensor's nodata rules
+        self._fresh.append(st)
         return st
 
     def lifecycle(self, rule: Rule, subject: str) -> Lifecycle:
@@ -269,7 +272,7 @@ class Engine:
 
     def _data_back(self, st: SensorState, ts: float, out: list[AlertEvent]) -> None:
         st.stale = False
-        self._quiet_until = -math.inf  # it can be found silent again
+        self._fresh.append(st)  # it can be found silent again
         for rule, lc in self._nodata_of(st):
             if lc.level is not None:
                 tr = lc.step(None, None, ts)
@@ -286,29 +289,46 @@ class Engine:
         if wm < self._next_check:
             return
         self._next_check = wm + NODATA_CHECK_S
-        if wm < self._quiet_until:
-            return  # no sensor can have been silent for its limit yet: the scan would find nothing
-        if self._order is None:
-            self._order = [self._sensors[k] for k in sorted(self._sensors)]
-        self._scan(wm, out)
+        if self._fresh:
+            self._take_fresh()
+        due = self._due
+        if due and due[0][0] <= wm:
+            self._scan(wm, out)
+
+    def _take_fresh(self) -> None:
+        """Put the sensors waiting in ``_fresh`` on the agenda (a sensor without nodata rules never is;
+        one that has not reported yet waits)."""
+        waiting = []
+        for st in self._fresh:
+            if st.last_seen is None:
+                waiting.append(st)
+            elif not st.stale and self._nodata_of(st):
+                self._put(st, st.last_seen)
+        self._fresh = waiting
+
+    def _put(self, st: SensorState, last: float) -> None:
+        key = last + st.nodata_after - NODATA_MARGIN_S
+        heapq.heappush(self._due, (key if key == key else -math.inf, st.id))  # NaN: at every scan
 
     def _scan(self, wm: float, out: list[AlertEvent]) -> None:
-        """Open nodata alerts of sensors silent for their limit (sensors by id), and note when the
-        next scan can first find one: last_seen only grows, so until the earliest last_seen + limit
-        of the sensors still reporting, every scan would find nothing (a new sensor or a stale one
-        whose data is back resets it)."""
-        assert self._order is not None
-        quiet = math.inf
-        for st in self._order:
+        """Open nodata alerts of sensors silent for their limit, in id order. Only the sensors whose
+        entry has come up are looked at: until last_seen + limit (less a margin far beyond the rounding
+        of ``wm - last`` against the limit) no sensor can be silent for it. An entry whose sensor has
+        reported since goes back with its new time; a stale sensor leaves the agenda until its data is
+        back; one silent for its shortest limit but not for a rule's own is looked at every scan."""
+        due, sensors = self._due, self._sensors
+        found: dict[str, SensorState] = {}
+        while due and due[0][0] <= wm:
+            sid = heapq.heappop(due)[1]
+            found[sid] = sensors[sid]
+        for sid in sorted(found):
+            st = found[sid]
             last = st.last_seen
             if last is None or st.stale:
                 continue
-            if st.nodata is None:
-                self._nodata_of(st)
             silent = wm - last
             if silent < st.nodata_after:
-                due = last + st.nodata_after
-                quiet = due if due < quiet else (quiet if due == due else -math.inf)  # NaN: always scan
+                self._put(st, last)
                 continue
             for rule, lc in self._nodata_of(st):
                 after = self._nodata_after(rule, st)
@@ -321,8 +341,7 @@ class Engine:
                     tr.reason = f"no data for {silent:.0f} s (limit {after:.0f} s)"
                     self._emit(rule, lc, tr, st, wm, silent, out)
             if not st.stale:  # silent for the shortest limit but not yet for a rule's own: scan again
-                quiet = -math.inf
-        self._quiet_until = quiet - NODATA_MARGIN_S
+                heapq.heappush(due, (-math.inf, sid))
 
     @staticmethod
     def _nodata_after(rule: Rule, st: SensorState) -> float:
@@ -352,6 +371,8 @@ class Engine:
         if snap.get("version") != 1:
             raise ValueError(f"unsupported engine snapshot version {snap.get('version')!r}")
         self._sensors.clear()
+        self._fresh.clear()
+        self._due.clear()
         self._lifecycles.clear()
         self._detectors.clear()
         self._offsets.clear()
@@ -382,7 +403,6 @@ class Engine:
             self._offsets[(rule_id, sid)] = evaluators.Offset.from_list(fields)
         for st in self._sensors.values():
             st.stale = any(lc.level is not None for _, lc in self._nodata_of(st))
-        self._quiet_until = -math.inf
 
     def open_alerts(self) -> list[tuple[str, str, Level]]:
         return sorted((lc.rule, lc.subject, lc.level) for lc in self._lifecycles.values() if lc.level is not None)
