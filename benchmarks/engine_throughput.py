@@ -6,16 +6,22 @@ up front: this measures the engine, not JSON. Reference measured in the same run
 loop that does the least any engine must do per reading (one dict lookup and one comparison), so
 the ratio survives a noisy, shared machine. One core: the engine is single-threaded.
 
-    python -m benchmarks.engine_throughput [--duration 12h] [--runs 5]
+The engine as built (compiled with mypyc when ``python -m lifeline.native build`` has run, as ``./dev``
+does), and the full packs once more in a child process on the pure-Python engine (``LIFELINE_PURE=1``).
+
+    python -m benchmarks.engine_throughput [--duration 12h] [--runs 5] [--no-pure]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 
 from benchmarks.common import best_of, decode_file, demo_registry, machine, simulated_input, spread, timed, write_result
-from lifeline import paths
+from lifeline import _compiled, paths
 from lifeline.engine import Engine
 from lifeline.model import Reading
 from lifeline.rules.loader import load_rules
@@ -65,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", default="12h", help="simulated time of the demo city (default 12h)")
     ap.add_argument("--runs", type=int, default=5, help="repetitions; the best is reported (default 5)")
+    ap.add_argument("--no-pure", action="store_true",
+                    help="skip the full packs on the pure-Python engine (a child process with LIFELINE_PURE=1)")
+    ap.add_argument("--child-full-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     registry = demo_registry()
@@ -75,25 +84,50 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n:,} readings from {len(registry)} sensors, {len(rules.rules)} rules", file=sys.stderr)
 
     chunks = batches(readings)
+    if args.child_full_only:  # the pure-Python measurement, in its own process (see below)
+        run_engine(Engine(rules, registry), chunks)
+        _, times = best_of(args.runs, lambda: timed(lambda: run_engine(Engine(rules, registry), chunks)))
+        print(json.dumps({"loaded": _compiled.loaded(), "times": times}))
+        return 0
+    build = _compiled.loaded()
+    print(f"engine build: {build}" + (f" ({_compiled.state()[1]})" if build == "pure" else " (mypyc)"), file=sys.stderr)
     plain = RuleSet(tuple(r for r in rules.rules if r.detector is None and r.neighbourhood is None))
     events = run_engine(Engine(rules, registry), chunks)  # warm-up, and the alert count
     ref, ref_times = best_of(args.runs, lambda: timed(lambda: bare_loop(readings)))
     eng, eng_times = best_of(args.runs, lambda: timed(lambda: run_engine(Engine(rules, registry), chunks)))
     thr, thr_times = best_of(args.runs, lambda: timed(lambda: run_engine(Engine(plain, registry), chunks)))
     rate, ref_rate, thr_rate = n / eng, n / ref, n / thr
+    pure_row = ""
+    if build == "native" and not args.no_pure:
+        print("the full packs again on the pure-Python engine (LIFELINE_PURE=1) ...", file=sys.stderr)
+        child = subprocess.run([sys.executable, "-m", "benchmarks.engine_throughput", "--duration", args.duration,
+                                "--runs", str(args.runs), "--child-full-only"], cwd=paths.REPO, check=True,
+                               env={**os.environ, _compiled.PURE_ENV: "1"}, stdout=subprocess.PIPE, text=True)
+        got = json.loads(child.stdout.strip().splitlines()[-1])
+        assert got["loaded"] == "pure", got
+        pure_times: list[float] = got["times"]
+        pure_row = (f"| engine, full default packs, pure Python (`LIFELINE_PURE=1`) | {n / min(pure_times):,.0f} "
+                    f"| {spread(pure_times)} |\n")
+        pure_note = f" Compiled / pure Python, full packs: **{min(pure_times) / eng:.2f}×** the speed."
+    else:
+        pure_note = "" if build == "native" else f" Engine build: pure Python ({_compiled.state()[1]})."
+    how = "compiled with mypyc (`python -m lifeline.native build`)" if build == "native" else "pure Python"
     text = (
         "# Engine-only throughput\n\n"
         f"- machine: {machine()}\n"
         f"- input: demo city, scenario `demo`, {args.duration} simulated, {n:,} readings, {events} alert events\n"
-        f"- rules: the {len(rules.rules)} default rules of `rules/`\n\n"
+        f"- rules: the {len(rules.rules)} default rules of `rules/`\n"
+        f"- engine: {how}\n\n"
         "| what | readings/s | time |\n|---|---:|---|\n"
         f"| engine, full default packs ({len(rules.rules)} rules, detectors and neighbourhoods included) "
         f"| {rate:,.0f} | {spread(eng_times)} |\n"
+        + pure_row +
         f"| engine, the skeleton's rule features only ({len(plain.rules)} threshold, condition and no-data rules; "
         f"no detector, no neighbourhood) "
         f"| {thr_rate:,.0f} | {spread(thr_times)} |\n"
         f"| reference: bare loop (dict lookup + compare) | {ref_rate:,.0f} | {spread(ref_times)} |\n\n"
-        f"Full packs / thresholds only: **{rate / thr_rate:.2f}**; full packs / bare loop: {rate / ref_rate:.3f}. "
+        f"Full packs / thresholds only: **{rate / thr_rate:.2f}**; full packs / bare loop: {rate / ref_rate:.3f}."
+        f"{pure_note} "
         f"Targets: ≥ 200,000 readings/s with the skeleton's rule features (issue 2: thresholds, conditions, no-data), "
         f"≥ 100,000 readings/s with the full packs "
         f"(issue 3), on one core.\n"

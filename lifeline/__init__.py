@@ -5,3 +5,8 @@ never reads the wall clock and never draws random numbers.
 """
 
 __version__ = "0.1.0"
+
+# The hot path may be compiled (lifeline/native.py): a stale or partial build must never load.
+from lifeline._compiled import guard as _guard
+
+_guard()

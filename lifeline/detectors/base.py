@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
+from mypy_extensions import mypyc_attr
+
 from lifeline.timefmt import parse_duration
 
 
@@ -51,6 +53,7 @@ class Verdict:
         return hash((self.score, self.value))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the detectors that are not compiled (lifeline/native.py)
 @dataclass(frozen=True, slots=True)
 class Params:
     """Base of every detector's parameters: a frozen dataclass whose fields have defaults.
@@ -67,6 +70,7 @@ class ParamError(ValueError):
         super().__init__("; ".join(f"{k}: {m}" for k, m in problems))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the detectors that are not compiled (lifeline/native.py)
 class Detector(ABC):
     """Subclasses set ``kind`` (registry key), ``params_type`` and ``health`` and implement the verbs."""
 
@@ -161,6 +165,15 @@ def _coerce(raw: Any, default: Any, name: str) -> Any:
         if not isinstance(raw, str):
             raise TypeError(f"expected a string (got {raw!r})")
         return raw
+    if default is None:  # an optional number (flatline's ignore_below)
+        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw)):
+            raise TypeError(f"expected a number or null (got {raw!r})")
+        return None if raw is None else float(raw)
+    if isinstance(default, tuple):  # a list of numbers (flatline's ignore_values): a tuple, as the field says
+        if not isinstance(raw, list | tuple) or any(isinstance(x, bool) or not isinstance(x, int | float)
+                                                    or not math.isfinite(float(x)) for x in raw):
+            raise TypeError(f"expected a list of numbers (got {raw!r})")
+        return tuple(float(x) for x in raw)
     return raw
 
 

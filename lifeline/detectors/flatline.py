@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lifeline.detectors.base import Detector, Params, Verdict
 
@@ -100,13 +100,12 @@ class FlatlineDetector(Detector):
     health = True
     value_unit = "s flat"
 
-    params: FlatlineParams
     __slots__ = ("_all_w", "_decay", "_flat_w", "_given", "_hi", "_ignore_below", "_ignore_values", "_lo",
                  "_log_max_chance", "_min_duration_s", "_run_last", "_run_n", "_run_start", "_screen", "_seen",
                  "_steps_needed", "_surprise_step", "_tolerance")
 
     def reset(self) -> None:
-        p = self.params
+        p = cast(FlatlineParams, self.params)
         # Params read on every update, copied into plain attributes: a frozen dataclass lookup per use
         # costs as much as the arithmetic it feeds. Derived, not state.
         self._tolerance = p.tolerance
@@ -180,7 +179,7 @@ class FlatlineDetector(Detector):
     def _surprise_per_step(self) -> float:
         """-log(chance that one healthy step stays flat) / -log(max_chance): the share of the
         improbability criterion that one flat step fulfils. Changes only when a run is learned."""
-        p = self.params
+        p = cast(FlatlineParams, self.params)
         if p.expected_change > 0:
             sigma = MEANAD_TO_SIGMA * p.expected_change  # steps ~ normal with this mean |step|
             chance = max(math.erf(p.tolerance / (sigma * math.sqrt(2.0))), P_FLOOR)

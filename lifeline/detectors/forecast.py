@@ -23,7 +23,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lifeline.detectors.base import Detector, Params, Verdict, squash
 
@@ -59,7 +59,6 @@ class ForecastDetector(Detector):
     params_type = ForecastParams
     value_unit = "minutes until target"
 
-    params: ForecastParams
     __slots__ = ("_anchor", "_past_since", "_pts", "_st", "_stt", "_stx", "_sx")
 
     def reset(self) -> None:
@@ -85,7 +84,7 @@ class ForecastDetector(Detector):
         if value is None or not math.isfinite(value):
             return None
         ts, value = float(ts), float(value)  # numpy scalars would leak into the JSON snapshot
-        p = self.params
+        p = cast(ForecastParams, self.params)
         if not self._pts or ts - self._anchor > REANCHOR_WINDOWS * p.window_s:
             self._reanchor(ts)
         pts = self._pts
@@ -116,7 +115,7 @@ class ForecastDetector(Detector):
 
     def _minutes(self, level: float, slope: float) -> float:
         """Minutes until the line reaches the target, 0 if past, the horizon if never within it."""
-        p = self.params
+        p = cast(ForecastParams, self.params)
         gap = p.target - level
         if (p.side == "up" and gap <= 0.0) or (p.side == "down" and gap >= 0.0) or gap == 0.0:
             return 0.0

@@ -33,7 +33,7 @@ import math
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lifeline.detectors.base import Detector, Params, Verdict, check_side, squash
 
@@ -106,7 +106,6 @@ class RateOfChangeDetector(Detector):
     params_type = RateOfChangeParams
     value_unit = "unit per `per` (least-squares slope over window_s)"
 
-    params: RateOfChangeParams
     __slots__ = ("_age", "_su", "_suu", "_suv", "_sv", "_t0", "_ts", "_x0", "_xs")
 
     def reset(self) -> None:
@@ -138,7 +137,7 @@ class RateOfChangeDetector(Detector):
         tq, xq = self._ts, self._xs
         if tq and ts <= tq[-1]:
             return None
-        p = self.params
+        p = cast(RateOfChangeParams, self.params)
         t, x = float(ts), float(value)  # numpy scalars in, JSON-able state out
         tq.append(t)
         xq.append(x)

@@ -53,7 +53,7 @@ import math
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lifeline.detectors.base import Detector, Params, Verdict, check_side, sorted_median
 
@@ -183,13 +183,12 @@ class SpikeDetector(Detector):
     health = True
     value_unit = "robust sigmas (spike size / spread of one-step changes)"
 
-    params: SpikeParams
     __slots__ = ("_context", "_down", "_fifo", "_fifo_len", "_full", "_lag", "_max_width", "_min_samples",
                  "_min_spread", "_n_recent", "_recent", "_resolution", "_slow", "_slow_steps", "_sorted", "_up",
                  "_window", "_z_floor", "_z_scale")
 
     def reset(self) -> None:
-        p = self.params
+        p = cast(SpikeParams, self.params)
         # the latest readings, oldest first: doubles in one block, as the window (the deque of float objects
         # it replaces cost a cache miss per reading read)
         self._recent = array("d")
@@ -330,7 +329,7 @@ class SpikeDetector(Detector):
                 break
         else:
             return 0.0, 0.0
-        xs, p = list(recent), self.params
+        xs, p = list(recent), cast(SpikeParams, self.params)
         best, best_spread = 0.0, 0.0
         for w in range(1, min(p.max_width, len(xs) - 2) + 1):
             pre, post, block = xs[-w - 2], xs[-1], xs[-w - 1:-1]

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from lifeline.detectors import DETECTORS, Detector
 from lifeline.engine import evaluators
 from lifeline.engine.lifecycle import Lifecycle, Transition
@@ -43,6 +45,7 @@ class _Fmt(dict[str, Any]):
         return "{" + key + "}"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled (lifeline/native.py); tests subclass it
 class Engine:
     """One engine per shard of sensors. ``process`` and ``tick`` are the only inputs."""
 
