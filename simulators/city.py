@@ -17,7 +17,7 @@ gas (methane, pipe)   60 s     collect/report in minutes, report 15-60 min, alar
 water (pressure/flow) 60 s     15 min logging (UK norm) [W6]
 drainage              60 s     rain <= 5 min, flow <= 15 min [D8]; 1 min while wet (⚠INF)
 bridge (summaries)    60 s     50 Hz raw accel, modes identified hourly [B2]
-elevator (status)     10 s     heartbeat 1-5 s moving, 60 s idle (§5.6)
+elevator (status)     10 s     heartbeat 1-5 s moving, 60 s idle (§5.6); the model adds 5-s reports while moving
 crowd                 30 s     10-60 s (§6.1 ⚠INF)
 ====================  =======  ===========================================================
 """

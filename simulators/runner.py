@@ -128,11 +128,18 @@ def generate(
 def simulate_sensor(sensor: Sensor, scenario: Scenario, effects: list[Effect], faults: list[Fault]) -> Stream:
     """One sensor's stream: a function of (sensor, scenario times, seed, its effects and faults) only."""
     model = MODELS.get(sensor.domain)
+    # A model with ``report_step`` reports on a finer grid while something happens (an elevator every 5 s while
+    # it runs) and at the registry's interval otherwise: it is simulated on that grid and ``report`` picks the
+    # instants the device would send (seq numbers what is sent; a dropout fault then leaves gaps).
+    step = getattr(model, "report_step", None) if model is not None else None
     ts = sample_times(sensor_rng(scenario.seed, sensor.id, "phase"), scenario.start, scenario.duration,
-                      sensor.interval_s)
+                      sensor.interval_s if step is None else step(sensor))
     if model is None:
         return Stream(sensor, ts[:0], np.zeros(0, dtype=np.int64), {})
     metrics: Metrics = model.simulate(sensor, ts, sensor_rng(scenario.seed, sensor.id), effects, scenario.seed)
+    if step is not None:
+        sent = model.report(sensor, ts, metrics)
+        ts, metrics = ts[sent], {k: v[sent] for k, v in metrics.items()}
     metrics, keep = apply_faults(metrics, ts, faults, scenario.seed)
     seq = np.arange(1, ts.size + 1, dtype=np.int64)  # a dropout leaves a gap, as a lost uplink would
     return Stream(sensor, ts[keep], seq[keep], {k: v[keep] for k, v in metrics.items()})

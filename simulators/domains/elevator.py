@@ -1,5 +1,8 @@
 """Elevators: Poisson trips with a diurnal profile, door cycles, and faults (trapped passenger,
-overspeed), simulated on a 1 s grid and sampled at the sensor's interval.
+overspeed), simulated on a 1 s grid. Reported as a monitor does (REFERENCE §5.6: status every 1–5 s
+while moving): every ``MOVING_REPORT_S`` (5 s) while the car runs, and at the sensor's interval (the
+registry's 10-s heartbeat) while it stands (denser than §5.6's 60 s idle, so that a trapped passenger
+is seen within the firmware's own 15-s and 90-s delays).
 
 Status fields follow the supervision-platform schema (REFERENCE §5.1 [E4]): ``passenger``,
 ``moving``, ``door_closed``, ``door_zone`` (1 = in door zone), plus ``speed_ratio`` (speed / rated;
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from lifeline.model import Sensor
 from lifeline.registry import Registry
@@ -20,6 +24,7 @@ from simulators.base import Array, Effect, Incident, Metrics, diurnal, label, lo
 
 DOMAIN = "elevator"
 FLOOR_M = 3.0
+MOVING_REPORT_S = 5.0  # status period while the car runs (REFERENCE §5.6: 1–5 s) ⚠INF
 WARMUP_S = 300.0
 
 #: Residential lift calls by hour ending 01:00..24:00 (⚠INF: out-bound 07-09, in-bound 17-20).
@@ -89,6 +94,22 @@ def simulate(
         "passenger": car.passenger[idx], "moving": car.moving[idx], "door_closed": car.door_closed[idx],
         "door_zone": car.door_zone[idx], "speed_ratio": speed[idx],
     }
+
+
+def report_step(sensor: Sensor) -> float:
+    """The grid the car is sampled on: the moving report period (a divisor of the idle heartbeat)."""
+    k = max(1, round(sensor.interval_s / MOVING_REPORT_S))
+    return sensor.interval_s / k
+
+
+def report(sensor: Sensor, ts: Array, metrics: Metrics) -> NDArray[np.bool_]:
+    """The instants sent: every grid point while the car runs (and the first one after it stops), and every
+    heartbeat (each ``interval_s``) while it stands."""
+    k = max(1, round(sensor.interval_s / MOVING_REPORT_S))
+    moving = metrics["moving"] > 0
+    ran = np.concatenate(([False], moving[:-1])) if moving.size else moving
+    sent: NDArray[np.bool_] = (np.arange(ts.size) % k == 0) | moving | ran
+    return sent
 
 
 def _calls(sensor: Sensor, t0: float, n: int, rng: np.random.Generator) -> list[int]:

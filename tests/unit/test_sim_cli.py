@@ -15,7 +15,8 @@ def test_cli_run_writes_jsonl_and_truth(tmp_path: Path) -> None:
     out, truth = tmp_path / "r.jsonl", tmp_path / "t.json"
     assert main(["run", "--scenario", "e2e_small", "--out", str(out), "--truth", str(truth)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 240 and set(rows[0]) == {"ts", "sensor", "domain", "seq", "metrics"}
+    # 240 on the sensors' intervals, plus 7 elevator reports while its car runs (every 5 s, REFERENCE §5.6)
+    assert len(rows) == 247 and set(rows[0]) == {"ts", "sensor", "domain", "seq", "metrics"}
     assert [r["ts"] for r in rows] == sorted(r["ts"] for r in rows)
     doc = json.loads(truth.read_text())
     assert {"rule": "gas.methane.high", "sensor": "LY-GAS-C1-W04", "level": "red"} in doc["expect"]

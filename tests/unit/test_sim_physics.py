@@ -140,3 +140,17 @@ def test_bridge_twin_accelerometers_share_f1_and_its_loss(registry: Registry) ->
     assert bridge.mode_shape(registry.sensors["LY-BRG-B1-S2"]) == pytest.approx(np.sin(np.pi / 4))
     assert bridge.mode_shape(registry.sensors["LY-BRG-B1-S1"]) == 1.0
     assert 0.6 < s2["accel_rms_mg"].mean() / s1["accel_rms_mg"].mean() < 0.8
+
+
+def test_elevator_reports_every_5_s_while_running_and_every_10_s_standing(registry: Registry) -> None:
+    """REFERENCE §5.6: status every 1-5 s while the car runs; standing, the registry's 10-s heartbeat."""
+    run = generate(registry, load_scenario("quiet"), start=1784073600.0, duration=3 * 3600.0)  # 08:00-11:00
+    stream = next(s for s in run.streams if s.sensor.id == "LY-ELV-BD1-L1")
+    gaps = np.diff(stream.ts)
+    moving = stream.metrics["moving"]
+    assert set(np.round(gaps, 3).tolist()) <= {5.0, 10.0}
+    assert np.all(gaps[moving[:-1] > 0] == 5.0)  # after a report of a running car the next one comes 5 s later
+    # standing (neither end of the gap nor the report before it on a running car): the heartbeat only
+    standing = (moving[2:] == 0) & (moving[1:-1] == 0) & (moving[:-2] == 0)
+    assert standing.sum() > 500 and np.all(gaps[1:][standing] == 10.0)
+    assert (moving > 0).sum() >= 20  # it did run in the morning peak
