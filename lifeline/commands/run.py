@@ -13,12 +13,17 @@ example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifeline.codec import Limits
 from lifeline.errors import ConfigError
 from lifeline.timefmt import TimeFormatError, parse_duration
+
+if TYPE_CHECKING:
+    from lifeline.sinks.influxdb import InfluxDBSettings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +54,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--status-every", default="5s", metavar="DURATION",
                    help="progress line on stderr every ... (default: %(default)s)")
     p.add_argument("--no-publish", action="store_true", help="do not publish alerts and dead letters over MQTT")
+    ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
+    ts.add_argument("--influxdb", default=None, metavar="URL",
+                    help="write readings and alert events to this InfluxDB (http://host:8086); default: off")
+    ts.add_argument("--influxdb-org", default="lifeline", help="organisation (default: %(default)s)")
+    ts.add_argument("--influxdb-bucket", default="lifeline", help="bucket (3.x: database) (default: %(default)s)")
+    ts.add_argument("--influxdb-token-env", default="LIFELINE_INFLUXDB_TOKEN", metavar="VAR",
+                    help="environment variable holding the API token, never the command line (default: %(default)s)")
+    ts.add_argument("--influxdb-spool", default="var/influxdb-spool", metavar="DIR",
+                    help="bounded on-disk buffer while the store is down (default: %(default)s)")
+    ts.add_argument("--influxdb-alerts-only", action="store_true", help="write alert events only, not readings")
     p.add_argument("--max-bytes", type=int, default=Limits().max_bytes,
                    help="largest accepted payload in bytes (default: %(default)s)")
     p.set_defaults(func=cmd_run)
@@ -72,6 +87,19 @@ def parse_broker(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _influxdb(args: argparse.Namespace) -> InfluxDBSettings | None:
+    from lifeline.sinks.influxdb import InfluxDBSettings
+
+    if not args.influxdb:
+        return None
+    settings = InfluxDBSettings(url=args.influxdb, org=args.influxdb_org, bucket=args.influxdb_bucket,
+                                token=os.environ.get(args.influxdb_token_env, ""), spool_dir=args.influxdb_spool)
+    problems = settings.problems()
+    if problems:
+        raise ConfigError("--influxdb: " + "; ".join(problems))
+    return settings
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from lifeline import paths
     from lifeline.engine.runner import RunConfig, Runner
@@ -93,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tick_interval_s=_duration("--tick", args.tick), status_interval_s=_duration("--status-every",
                                                                                      args.status_every) or 5.0,
         publish=not args.no_publish, limits=Limits(max_bytes=args.max_bytes),
+        influxdb=_influxdb(args), influxdb_readings=not args.influxdb_alerts_only,
     )
     print(f"lifeline run: {len(ruleset.rules)} rules, {len(registry)} sensors; broker {host}:{port} "
           f"(client id {args.client_id!r}), store {args.db}, journal {args.journal or 'off'}", file=sys.stderr)

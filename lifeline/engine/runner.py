@@ -49,6 +49,7 @@ from lifeline.engine.processor import Engine, EngineOutput
 from lifeline.model import AlertEvent, DeadLetter, Reading
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
+from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
 from lifeline.sinks.jsonl import JsonlSink
 from lifeline.sinks.store import AlertStore
 from lifeline.sources.mqtt import ALERTS_PREFIX, DEADLETTER_TOPIC, DEFAULT_PREFIX, Message, MqttSettings, MqttSource
@@ -82,6 +83,8 @@ class RunConfig:
     limits: Limits = field(default_factory=Limits)
     connect_timeout_s: float | None = None  # None: keep retrying in the background
     mqtt_process: bool = True  # paho's network loop in a child process (lifeline.sources.mqtt_process)
+    influxdb: InfluxDBSettings | None = None  # the time-series store (readings and alert events), or none
+    influxdb_readings: bool = True  # write the readings too, not only the alert events
 
 
 @dataclass(slots=True)
@@ -115,6 +118,7 @@ class Runner:
         self.store: AlertStore | None = None
         self.journal: JournalWriter | None = None
         self.alerts_out: JsonlSink | None = None
+        self.tsdb: InfluxDBSink | None = None
         self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
         self._snap_offset = 0  # ... and the journal offset it reflects
         self._committed = 0  # journal offset of the last committed batch
@@ -131,6 +135,14 @@ class Runner:
         self.store = AlertStore(cfg.db_path)
         self.journal = JournalWriter(cfg.journal_path) if cfg.journal_path else None
         self.alerts_out = JsonlSink(cfg.alerts_out) if cfg.alerts_out else None
+        if cfg.influxdb is not None:
+            registry = self.registry
+
+            def district_of(sid: str) -> str:
+                s = registry.get(sid)
+                return s.district if s is not None else ""
+
+            self.tsdb = InfluxDBSink(cfg.influxdb, district_of=district_of)
         self._restore()
         self.source.start(wait_s=cfg.connect_timeout_s)
         now = self.clock.monotonic()
@@ -226,6 +238,8 @@ class Runner:
             if self.store is not None and self._committed != self._snap_offset:
                 self._checkpoint(self._committed)  # a clean stop restarts without replay
         finally:
+            if self.tsdb:
+                self.tsdb.close()  # what the store has not taken yet waits in its spool
             if self.alerts_out:
                 self.alerts_out.close()
             if self.journal:
@@ -288,7 +302,7 @@ class Runner:
         self._commit(out.events, dead, reading_lines(fed))
         self.counts["messages"] += len(msgs)
         self.counts["readings"] += len(fed)
-        self._deliver(out.events, dead)
+        self._deliver(out.events, dead, fed)
         self.source.ack(msgs)
 
     def _tick(self, _: list[Message]) -> None:
@@ -357,12 +371,24 @@ class Runner:
         if snap is not None:
             self._snap, self._snap_offset, self._checkpoint_at = snap, offset, mono
 
-    def _deliver(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter]) -> None:
-        """After the commit: counters, --alerts-out, MQTT. Failures here are logged, never retried
-        (the store already holds everything; the notifier outbox is the reliable path)."""
+    def _deliver(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter],
+                 readings: Sequence[Reading] = ()) -> None:
+        """After the commit: counters, the time-series store, --alerts-out, MQTT. Failures here are logged,
+        never retried (the store already holds everything; the notifier outbox is the reliable path; the
+        time-series sink queues, retries and spools on its own)."""
         self.counts["events"] += len(events)
         for d in dead:
             self.counts["dead." + d.reason] += 1
+        try:
+            if self.tsdb is not None:
+                if events:
+                    self.tsdb.write_events(events)
+                if readings and self.config.influxdb_readings:
+                    self.tsdb.write_readings(readings)
+        except Exception:
+            log.exception("queueing %d events / %d readings for the time-series store failed", len(events),
+                          len(readings))
+            self.counts["tsdb_failures"] += 1
         try:
             if self.alerts_out and events:
                 self.alerts_out.write(events)

@@ -1,0 +1,383 @@
+"""Time-series store: readings and alert events as InfluxDB line protocol, written through influxdb-client.
+
+Points (one schema for dashboards, docs/timeseries.md):
+
+* ``lifeline_reading``: tags ``sensor``, ``domain``, ``district``; one float field per metric; the
+  readings of one payload (same sensor and time) share one point.
+* ``lifeline_alert``: tags ``rule``, ``sensor``, ``subject``, ``domain``, ``district``, ``level``
+  (colour), ``kind``, ``event``, ``state``; fields ``value`` (when the rule had one), ``seq``,
+  ``level_num`` (1 blue .. 4 red) and ``alert`` (the alert id, a string: InfluxDB keeps it,
+  VictoriaMetrics keeps numeric fields only).
+
+Times in milliseconds. Writing the same point twice stores it once (same measurement, tags and
+time), so a retried batch never doubles anything.
+
+``InfluxDBSink`` never blocks the engine on the network: ``write_*`` put lines on a bounded queue and
+a writer thread sends them in batches (``batch_size`` lines, or whatever is there after
+``flush_interval_s``). A batch that fails goes to a bounded on-disk spool (``spool_dir``, at most
+``max_spool_bytes``; when full the oldest batch is dropped and counted), and so does everything after
+it while the spool is not empty, so points reach the store in order and the engine never waits on a
+dead server; the writer tries again after a backoff (``retry_initial_s``, doubling up to
+``retry_max_s``) and drains the spool, oldest first, as soon as a write succeeds — also after a
+restart, from the files left there. A batch the server refuses as malformed (a 4xx other than 429) is not retried:
+it is kept in ``spool_dir/rejected/`` with the server's reason. ``stats()`` gives the backlog for the
+metrics endpoint. ``close()`` sends what it can within ``close_timeout_s`` and spools the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lifeline.model import AlertEvent, Reading
+
+log = logging.getLogger(__name__)
+
+READING = "lifeline_reading"
+ALERT = "lifeline_alert"
+
+
+# ---- line protocol ------------------------------------------------------------------------------
+# escapes as in line protocol (and influxdb-client): a backslash is literal in names and tag values
+_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_STRING = str.maketrans({'"': r'\"', "\\": r"\\"})
+
+
+def _key(s: str) -> str:
+    """A tag key, tag value or field key: commas, equals signs, spaces and control whitespace escaped."""
+    return s.translate(_KEY)
+
+
+def _measurement(s: str) -> str:
+    return s.translate(_MEASUREMENT)
+
+
+def _string(s: str) -> str:
+    return '"' + s.translate(_STRING) + '"'
+
+
+def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, float | int | str | bool],
+         ts_ms: int) -> str | None:
+    """One point in line protocol (tags sorted, empty tags left out, NaN and infinite fields left out);
+    None when no field is left (line protocol needs at least one)."""
+    parts = [_measurement(measurement)]
+    parts.extend(f"{_key(k)}={_key(v)}" for k, v in sorted(tags.items()) if v != "")
+    out = []
+    for k, v in sorted(fields.items()):
+        if isinstance(v, bool):
+            out.append(f"{_key(k)}={'true' if v else 'false'}")
+        elif isinstance(v, int):
+            out.append(f"{_key(k)}={v}i")
+        elif isinstance(v, float):
+            if math.isfinite(v):
+                out.append(f"{_key(k)}={v!r}")
+        else:
+            out.append(f"{_key(k)}={_string(v)}")
+    if not out:
+        return None
+    return f"{','.join(parts)} {','.join(out)} {ts_ms}"
+
+
+def reading_lines(readings: Iterable[Reading], district_of: Callable[[str], str] | None = None) -> list[str]:
+    """One ``lifeline_reading`` point per payload (readings of one sensor at one time, in order);
+    readings of quality "bad" are left out, as the engine leaves them out."""
+    out: list[str] = []
+    cur: tuple[str, float] | None = None
+    fields: dict[str, float] = {}
+    tags: dict[str, str] = {}
+
+    def flush() -> None:
+        if cur is not None and fields:
+            lp = line(READING, tags, fields, round(cur[1] * 1000))
+            if lp is not None:
+                out.append(lp)
+
+    for r in readings:
+        if r.quality == "bad":
+            continue
+        key = (r.sensor, r.ts)
+        if key != cur:
+            flush()
+            cur, fields = key, {}
+            tags = {"sensor": r.sensor, "domain": r.domain,
+                    "district": district_of(r.sensor) if district_of is not None else ""}
+        fields[r.metric] = float(r.value)
+    flush()
+    return out
+
+
+def alert_lines(events: Iterable[AlertEvent]) -> list[str]:
+    out = []
+    for e in events:
+        fields: dict[str, float | int | str | bool] = {"seq": e.seq, "level_num": int(e.level), "alert": e.id}
+        if e.value is not None:
+            fields["value"] = float(e.value)
+        tags = {"rule": e.rule, "sensor": e.sensor, "subject": e.subject, "domain": e.domain,
+                "district": e.district, "level": e.level.colour, "kind": e.kind.value, "event": e.event.value,
+                "state": e.state.value}
+        lp = line(ALERT, tags, fields, round(e.ts * 1000))
+        if lp is not None:
+            out.append(lp)
+    return out
+
+
+# ---- the sink -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InfluxDBSettings:
+    url: str = "http://127.0.0.1:8086"
+    org: str = "lifeline"
+    bucket: str = "lifeline"
+    token: str = ""
+    batch_size: int = 5000
+    flush_interval_s: float = 1.0
+    timeout_s: float = 10.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    queue_lines: int = 200_000  # bounded: past this, write_* waits (backpressure), never grows without end
+    spool_dir: str = "var/influxdb-spool"
+    max_spool_bytes: int = 256 * 1024 * 1024
+    close_timeout_s: float = 10.0
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.url.startswith(("http://", "https://")):
+            out.append(f"url: expected http(s)://host:port (got {self.url!r})")
+        for name in ("batch_size", "queue_lines", "max_spool_bytes"):
+            if getattr(self, name) < 1:
+                out.append(f"{name}: must be at least 1 (got {getattr(self, name)})")
+        for name in ("flush_interval_s", "timeout_s", "retry_initial_s", "retry_max_s", "close_timeout_s"):
+            if not getattr(self, name) > 0:
+                out.append(f"{name}: must be positive (got {getattr(self, name)})")
+        return out
+
+
+class WriteRefused(Exception):
+    """The server refused the batch as malformed (4xx other than 429): retrying cannot help."""
+
+
+class _Spool:
+    """Failed batches on disk, one file each (written to a temporary name, then renamed), oldest first."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root, self.max_bytes = root, max_bytes
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._files = sorted(self.root.glob("batch-*.lp"))
+        self._n = int(self._files[-1].stem.split("-")[1]) + 1 if self._files else 0
+        self.bytes = sum(p.stat().st_size for p in self._files)
+        self.dropped_lines = 0
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def lines(self) -> int:
+        return sum(p.read_bytes().count(b"\n") for p in self._files)
+
+    def put(self, lines: list[str]) -> None:
+        data = ("\n".join(lines) + "\n").encode()
+        while self._files and self.bytes + len(data) > self.max_bytes:
+            old = self._files.pop(0)
+            size, n = old.stat().st_size, old.read_bytes().count(b"\n")
+            old.unlink()
+            self.bytes -= size
+            self.dropped_lines += n
+            log.error("influxdb spool full (%d bytes): dropped the oldest batch, %d points", self.max_bytes, n)
+        path = self.root / f"batch-{self._n:012d}.lp"
+        self._n += 1
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        self._files.append(path)
+        self.bytes += len(data)
+
+    def oldest(self) -> tuple[Path, list[str]] | None:
+        if not self._files:
+            return None
+        p = self._files[0]
+        return p, p.read_text().splitlines()
+
+    def done(self, path: Path) -> None:
+        self.bytes -= path.stat().st_size
+        path.unlink()
+        self._files.remove(path)
+
+    def reject(self, lines: list[str], reason: str) -> Path:
+        d = self.root / "rejected"
+        d.mkdir(exist_ok=True)
+        path = d / f"rejected-{self._n:012d}.lp"
+        self._n += 1
+        path.write_text("# " + reason.replace("\n", " ") + "\n" + "\n".join(lines) + "\n")
+        return path
+
+
+class InfluxDBSink:
+    """Batched, retried, spooled writes of readings and alert events (see the module docstring)."""
+
+    def __init__(self, settings: InfluxDBSettings, *, district_of: Callable[[str], str] | None = None) -> None:
+        problems = settings.problems()
+        if problems:
+            raise ValueError("influxdb settings: " + "; ".join(problems))
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.settings = settings
+        self._district_of = district_of
+        self._client = InfluxDBClient(url=settings.url, token=settings.token, org=settings.org,
+                                      timeout=int(settings.timeout_s * 1000), retries=False)
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._spool = _Spool(Path(settings.spool_dir), settings.max_spool_bytes)
+        self._q: queue.Queue[str | None] = queue.Queue(maxsize=settings.queue_lines)
+        self._lock = threading.Lock()
+        self._stats = {"written": 0, "spooled": 0, "rejected": 0, "errors": 0, "batches": 0}
+        self._closing = threading.Event()
+        self._delay = settings.retry_initial_s  # the current backoff
+        self._down_until = 0.0  # monotonic time before which no write is attempted (after a failure)
+        self._thread = threading.Thread(target=self._run, name="influxdb-writer", daemon=True)
+        self._thread.start()
+
+    # ---- inputs (the engine's thread) ---------------------------------------------------------
+    def write_readings(self, readings: Iterable[Reading]) -> None:
+        self._put(reading_lines(readings, self._district_of))
+
+    def write_events(self, events: Iterable[AlertEvent]) -> None:
+        self._put(alert_lines(events))
+
+    def _put(self, lines: list[str]) -> None:
+        if self._closing.is_set():
+            raise RuntimeError("influxdb sink is closed")
+        for lp in lines:
+            self._q.put(lp)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for /metrics: points written, spooled, rejected, dropped; write errors; the backlog
+        (``queued`` lines in memory, ``spool_batches`` / ``spool_bytes`` on disk)."""
+        with self._lock:
+            out = dict(self._stats)
+            out.update(queued=self._q.qsize(), spool_batches=len(self._spool), spool_bytes=self._spool.bytes,
+                       dropped=self._spool.dropped_lines)
+        return out
+
+    def close(self) -> None:
+        """Send what can be sent within ``close_timeout_s``; spool the rest (nothing is lost on a clean stop)."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._q.put(None)
+        self._thread.join(self.settings.close_timeout_s + 2 * self.settings.timeout_s + self.settings.flush_interval_s)
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    # ---- the writer thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        s = self.settings
+        while True:
+            batch, stop = self._take(s.batch_size, s.flush_interval_s)
+            # while the spool holds older data, or the server is resting after a failure, new data goes behind
+            # it: points reach the store in the order they were written, and the queue never backs up
+            if batch and (len(self._spool) or time.monotonic() < self._down_until or not self._try(batch)):
+                self._to_spool(batch)
+            if len(self._spool) and time.monotonic() >= self._down_until:
+                self._drain()
+            if stop:
+                self._finish()
+                return
+
+    def _finish(self) -> None:
+        """On close: what is queued goes to the store while it answers, within close_timeout_s; the rest to disk."""
+        rest: list[str] = []
+        while not self._q.empty():
+            item = self._q.get_nowait()
+            if item is not None:
+                rest.append(item)
+        deadline = time.monotonic() + self.settings.close_timeout_s
+        for i in range(0, len(rest), self.settings.batch_size):
+            chunk = rest[i:i + self.settings.batch_size]
+            if len(self._spool) or time.monotonic() > deadline or not self._try(chunk):
+                self._to_spool(chunk)
+        while len(self._spool) and time.monotonic() < deadline and time.monotonic() >= self._down_until:
+            if not self._drain():
+                break
+
+    def _take(self, n: int, wait_s: float) -> tuple[list[str], bool]:
+        out: list[str] = []
+        end = time.monotonic() + wait_s
+        while len(out) < n:
+            left = end - time.monotonic()
+            try:
+                item = self._q.get(timeout=left) if left > 0 else self._q.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return out, True
+            out.append(item)
+        return out, False
+
+    def _drain(self) -> bool:
+        """Send spooled batches, oldest first, until the spool is empty (True) or a write fails (False)."""
+        while True:
+            got = self._spool.oldest()
+            if got is None:
+                return True
+            path, lines = got
+            if not self._try(lines):
+                return False
+            with self._lock:
+                self._spool.done(path)
+
+    def _try(self, lines: list[str]) -> bool:
+        """One write. True: written, or refused as malformed and set aside. False: failed; the server rests
+        for the current backoff (retry_initial_s doubling to retry_max_s) before the next attempt."""
+        try:
+            self._write(lines)
+        except WriteRefused as exc:
+            path = self._spool.reject(lines, str(exc))
+            log.error("influxdb refused %d points (%s); kept in %s", len(lines), exc, path)
+            with self._lock:
+                self._stats["rejected"] += len(lines)
+            return True
+        except Exception as exc:  # connection refused, timeout, 5xx, 429: the server may come back
+            with self._lock:
+                self._stats["errors"] += 1
+            log.warning("influxdb write of %d points failed, next attempt in %.1f s: %s", len(lines), self._delay, exc)
+            self._down_until = time.monotonic() + self._delay
+            self._delay = min(self._delay * 2.0, self.settings.retry_max_s)
+            return False
+        self._delay = self.settings.retry_initial_s
+        with self._lock:
+            self._stats["written"] += len(lines)
+            self._stats["batches"] += 1
+        return True
+
+    def _write(self, lines: list[str]) -> None:
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._api.write(bucket=self.settings.bucket, org=self.settings.org, record=lines,
+                            write_precision=WritePrecision.MS)  # type: ignore[arg-type]  # a str constant
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            if 400 <= status < 500 and status != 429:
+                raise WriteRefused(f"HTTP {status}: {(exc.body or exc.reason or '')!s:.300}") from exc
+            raise
+
+    def _to_spool(self, lines: list[str]) -> None:
+        with self._lock:
+            self._spool.put(lines)
+            self._stats["spooled"] += len(lines)
+
+
+def settings_from(config: Mapping[str, Any]) -> InfluxDBSettings:
+    """Settings from a plain mapping (YAML); unknown keys are an error naming them."""
+    known = set(InfluxDBSettings.__dataclass_fields__)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"influxdb settings: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return InfluxDBSettings(**dict(config))

@@ -1,0 +1,64 @@
+"""Line protocol from lifeline's points: the same text influxdb-client's own Point gives, escaping included."""
+
+from __future__ import annotations
+
+import math
+
+from influxdb_client.client.write.point import Point
+from influxdb_client.domain.write_precision import WritePrecision
+
+from lifeline.model import AlertEvent, AlertKind, AlertState, EventKind, Level, Reading
+from lifeline.sinks.influxdb import ALERT, READING, alert_lines, line, reading_lines, settings_from
+
+T = 1784044800.0
+
+
+def _reference(measurement: str, tags: dict[str, str], fields: dict[str, object], ts_ms: int) -> str:
+    p = Point(measurement)
+    for k, v in sorted(tags.items()):
+        p = p.tag(k, v)
+    for k, v in sorted(fields.items()):
+        p = p.field(k, v)
+    return str(p.time(ts_ms, WritePrecision.MS).to_line_protocol())
+
+
+def test_escaping_matches_influxdb_client() -> None:
+    tags = {"sensor": "LY GAS,C1=W04", "district": "蜀山 区", "rule": 'a"b\\c'}
+    fields: dict[str, object] = {"value": 0.1 + 0.2, "seq": 3, "alert": 'id "x", y=z', "ok": True}
+    assert line("m x,y", tags, fields, 1784044800123) == _reference("m x,y", tags, fields, 1784044800123)  # type: ignore[arg-type]
+
+
+def test_empty_tags_and_non_finite_fields_are_left_out() -> None:
+    assert line("m", {"a": "", "b": "1"}, {"x": 1.5, "y": math.nan, "z": math.inf}, 5) == "m,b=1 x=1.5 5"
+    assert line("m", {"a": "1"}, {"y": math.nan}, 5) is None  # no field left: no point
+
+
+def test_one_point_per_payload_and_bad_quality_left_out() -> None:
+    rs = [Reading("S1", "water", "flow_m3h", T, 40.0), Reading("S1", "water", "pressure_mpa", T, 0.31),
+          Reading("S1", "water", "flow_m3h", T + 60, 41.0, quality="bad"),
+          Reading("S2", "water", "flow_m3h", T + 60, 12.0)]
+    out = reading_lines(rs, {"S1": "LY", "S2": "SS"}.get)  # type: ignore[arg-type]
+    assert out == [f"{READING},district=LY,domain=water,sensor=S1 flow_m3h=40.0,pressure_mpa=0.31 {int(T * 1000)}",
+                   f"{READING},district=SS,domain=water,sensor=S2 flow_m3h=12.0 {int((T + 60) * 1000)}"]
+
+
+def test_alert_point_carries_level_rule_and_id() -> None:
+    e = AlertEvent(id="abc123", seq=2, rule="gas.methane.high", kind=AlertKind.SAFETY, subject="S1", sensor="S1",
+                   domain="gas", district="LY", level=Level.RED, state=AlertState.FIRING, event=EventKind.ESCALATED,
+                   started=T, ts=T + 30.5, value=52.0, message="m")
+    (lp,) = alert_lines([e])
+    assert lp == (f'{ALERT},district=LY,domain=gas,event=escalated,kind=safety,level=red,rule=gas.methane.high,'
+                  f'sensor=S1,state=firing,subject=S1 alert="abc123",level_num=4i,seq=2i,value=52.0 '
+                  f'{int(T * 1000) + 30500}')
+
+
+def test_settings_name_unknown_keys_and_bad_values() -> None:
+    try:
+        settings_from({"url": "127.0.0.1:8086", "bach_size": 10})
+    except ValueError as exc:
+        assert "bach_size" in str(exc)
+    else:
+        raise AssertionError("an unknown key passed")
+    s = settings_from({"url": "127.0.0.1:8086", "batch_size": 0})
+    assert s.problems() == ["url: expected http(s)://host:port (got '127.0.0.1:8086')",
+                            "batch_size: must be at least 1 (got 0)"]
