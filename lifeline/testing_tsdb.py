@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeline.errors import LifelineError
-from lifeline.testing_broker import free_port
+from lifeline.testing_broker import free_port, stop_broker
 
 
 class TsdbError(LifelineError):
@@ -67,12 +67,7 @@ class VictoriaMetrics:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_broker(proc)  # SIGTERM, then SIGKILL: any one process we started, not only a broker
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             with socket.socket() as s:
