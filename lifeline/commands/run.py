@@ -54,6 +54,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--status-every", default="5s", metavar="DURATION",
                    help="progress line on stderr every ... (default: %(default)s)")
     p.add_argument("--no-publish", action="store_true", help="do not publish alerts and dead letters over MQTT")
+    p.add_argument("--metrics", default=None, metavar="HOST:PORT",
+                   help="serve Prometheus /metrics here, e.g. 127.0.0.1:9464 (docs/metrics.md); default: off")
     ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
     ts.add_argument("--influxdb", default=None, metavar="URL",
                     help="write readings and alert events to this InfluxDB (http://host:8086); default: off")
@@ -76,6 +78,13 @@ def _duration(flag: str, text: str | None) -> float | None:
         return parse_duration(text)
     except TimeFormatError as exc:
         raise ConfigError(f"{flag}: {exc}") from None
+
+
+def parse_address(flag: str, text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{flag}: expected HOST:PORT with a port in 0..65535 (got {text!r})")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def parse_broker(text: str) -> tuple[str, int]:
@@ -122,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                                                      args.status_every) or 5.0,
         publish=not args.no_publish, limits=Limits(max_bytes=args.max_bytes),
         influxdb=_influxdb(args), influxdb_readings=not args.influxdb_alerts_only,
+        metrics_addr=None if args.metrics is None else parse_address("--metrics", args.metrics),
     )
     print(f"lifeline run: {len(ruleset.rules)} rules, {len(registry)} sensors; broker {host}:{port} "
           f"(client id {args.client_id!r}), store {args.db}, journal {args.journal or 'off'}", file=sys.stderr)

@@ -36,6 +36,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ import orjson
 from lifeline.clock import Clock, SystemClock
 from lifeline.codec import Limits, decode, decode_line
 from lifeline.engine.processor import Engine, EngineOutput
+from lifeline.metrics import RunnerMetrics
 from lifeline.model import AlertEvent, DeadLetter, Reading
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
@@ -85,6 +87,7 @@ class RunConfig:
     mqtt_process: bool = True  # paho's network loop in a child process (lifeline.sources.mqtt_process)
     influxdb: InfluxDBSettings | None = None  # the time-series store (readings and alert events), or none
     influxdb_readings: bool = True  # write the readings too, not only the alert events
+    metrics_addr: tuple[str, int] | None = None  # serve Prometheus /metrics here (port 0: any free one)
 
 
 @dataclass(slots=True)
@@ -119,6 +122,8 @@ class Runner:
         self.journal: JournalWriter | None = None
         self.alerts_out: JsonlSink | None = None
         self.tsdb: InfluxDBSink | None = None
+        self.metrics: RunnerMetrics | None = None
+        self.metrics_port: int | None = None  # the port /metrics is served on, once started
         self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
         self._snap_offset = 0  # ... and the journal offset it reflects
         self._committed = 0  # journal offset of the last committed batch
@@ -143,6 +148,10 @@ class Runner:
                 return s.district if s is not None else ""
 
             self.tsdb = InfluxDBSink(cfg.influxdb, district_of=district_of)
+        if cfg.metrics_addr is not None:
+            self.metrics = RunnerMetrics(self)
+            self.metrics_port = self.metrics.serve(*cfg.metrics_addr)
+            log.info("metrics on http://%s:%d/metrics", cfg.metrics_addr[0], self.metrics_port)
         self._restore()
         self.source.start(wait_s=cfg.connect_timeout_s)
         now = self.clock.monotonic()
@@ -238,6 +247,8 @@ class Runner:
             if self.store is not None and self._committed != self._snap_offset:
                 self._checkpoint(self._committed)  # a clean stop restarts without replay
         finally:
+            if self.metrics:
+                self.metrics.close()
             if self.tsdb:
                 self.tsdb.close()  # what the store has not taken yet waits in its spool
             if self.alerts_out:
@@ -296,14 +307,20 @@ class Runner:
             return False
 
     def _handle(self, msgs: list[Message]) -> None:
+        t0 = time.perf_counter()
         decoded = [self._decode(m) for m in msgs]
+        t1 = time.perf_counter()
         out, fed, extra = self._process(decoded)
+        t2 = time.perf_counter()
         dead = [d for x in decoded for d in x.dead] + extra + out.dead
         self._commit(out.events, dead, reading_lines(fed))
         self.counts["messages"] += len(msgs)
         self.counts["readings"] += len(fed)
         self._deliver(out.events, dead, fed)
         self.source.ack(msgs)
+        if self.metrics is not None:
+            self.metrics.engine_seconds.observe(t2 - t1)
+            self.metrics.batch_seconds.observe(time.perf_counter() - t0)
 
     def _tick(self, _: list[Message]) -> None:
         now = self.clock.now()
@@ -377,6 +394,8 @@ class Runner:
         never retried (the store already holds everything; the notifier outbox is the reliable path; the
         time-series sink queues, retries and spools on its own)."""
         self.counts["events"] += len(events)
+        for e in events:
+            self.counts[f"alerts.{e.kind.value}.{e.level.colour}.{e.event.value}"] += 1
         for d in dead:
             self.counts["dead." + d.reason] += 1
         try:
