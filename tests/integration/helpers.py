@@ -161,3 +161,20 @@ def gas(sensor: int, ts: float, value: float, seq: int | None = None) -> tuple[s
     if seq is not None:
         obj["seq"] = seq
     return f"lifeline/readings/gas/gas-{sensor:04d}", orjson.dumps(obj)
+
+
+#: one gas sensor's %LEL readings that walk one alert through all its transitions (gas.methane.high) ...
+WALK = [1, 6, 12, 55, 25, 3]
+#: ... which are these (event, level)
+WALK_EVENTS = [("fired", "blue"), ("escalated", "yellow"), ("escalated", "red"), ("deescalated", "orange"),
+               ("resolved", "orange")]
+
+
+def publish_walk(pub: Publisher, sensor: int = 1) -> float:
+    """Publish ``WALK`` as QoS 1 readings of gas-<sensor>, one second apart from ten minutes ago, seq 0..5, and
+    wait for the broker's acks. Returns the first reading's time."""
+    t0 = float(int(time.time()) - 600)
+    for i, v in enumerate(WALK):
+        pub.publish(*gas(sensor, t0 + i, v, seq=i))
+    pub.wait_acked()
+    return t0

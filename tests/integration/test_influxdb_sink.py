@@ -17,7 +17,7 @@ from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
 from lifeline.sinks.store import AlertStore
 from lifeline.testing_tsdb import TsdbError, VictoriaMetrics
 from tests.integration.conftest import Broker
-from tests.integration.helpers import Publisher, config, gas, start_thread_runner, wait_for
+from tests.integration.helpers import WALK, Publisher, config, publish_walk, start_thread_runner, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -168,12 +168,8 @@ def test_runner_writes_readings_and_alert_events_after_the_store(mosquitto: Brok
     cfg = config(mosquitto.port, tmp_path, client_id="it-influx", influxdb=settings)
     runner = start_thread_runner(cfg)
     pub = Publisher(mosquitto.host, mosquitto.port)
-    t0 = float(int(time.time()) - 600)
-    series = [1, 6, 12, 55, 25, 3]
     try:
-        for i, v in enumerate(series):
-            pub.publish(*gas(1, t0 + i, v, seq=i))
-        pub.wait_acked()
+        t0 = publish_walk(pub)
         wait_for(lambda: runner.runner.tsdb is not None and runner.runner.tsdb.stats()["written"] >= 11, 20,
                  "6 readings and 5 alert events written")
     finally:
@@ -183,7 +179,7 @@ def test_runner_writes_readings_and_alert_events_after_the_store(mosquitto: Brok
         stored = sorted((e for e in store.events() if e.sensor == "gas-0001"), key=lambda e: e.seq)
     assert [e.event.value for e in stored] == ["fired", "escalated", "escalated", "deescalated", "resolved"]
     (reading,) = vm.export('{__name__="lifeline_reading_ch4_lel", sensor="gas-0001"}', t0 - 1, t0 + 10)
-    assert reading["values"] == [float(v) for v in series] and reading["metric"]["domain"] == "gas"
+    assert reading["values"] == [float(v) for v in WALK] and reading["metric"]["domain"] == "gas"
     seen = {(s["metric"]["event"], s["metric"]["level"], int(ts)): v
             for s in vm.export('{__name__="lifeline_alert_seq", sensor="gas-0001"}', t0 - 1, t0 + 10)
             for ts, v in zip(s["timestamps"], s["values"], strict=True)}

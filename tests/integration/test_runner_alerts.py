@@ -12,13 +12,21 @@ import pytest
 from lifeline.sinks.jsonl import read_events
 from lifeline.sinks.store import AlertStore
 from tests.integration.conftest import Broker
-from tests.integration.helpers import Collector, Publisher, config, gas, start_thread_runner, wait_for
+from tests.integration.helpers import (
+    WALK,
+    WALK_EVENTS,
+    Collector,
+    Publisher,
+    config,
+    gas,
+    publish_walk,
+    start_thread_runner,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
-SERIES = [1, 6, 12, 55, 25, 3]
-EXPECTED = [("fired", "blue"), ("escalated", "yellow"), ("escalated", "red"), ("deescalated", "orange"),
-            ("resolved", "orange")]
+SERIES, EXPECTED = WALK, WALK_EVENTS
 
 
 def _mosquitto_pub() -> str:
@@ -42,10 +50,7 @@ def test_runner_paho_readings_become_stored_and_published_alerts(mosquitto: Brok
     runner = start_thread_runner(cfg)
     pub = Publisher(mosquitto.host, mosquitto.port)
     try:
-        t0 = time.time() - 600
-        for i, v in enumerate(SERIES):
-            pub.publish(*gas(1, t0 + i, v, seq=i))
-        pub.wait_acked()
+        publish_walk(pub)
         wait_for(lambda: len(collector.on("lifeline/alerts/gas/gas-0001")) >= 5, 15, "5 published alert events")
     finally:
         pub.close()
