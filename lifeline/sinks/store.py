@@ -24,8 +24,9 @@ import orjson
 
 from lifeline.errors import StoreError
 from lifeline.model import AlertEvent, EventKind, Level
+from lifeline.notifiers.base import Notification
 
-__all__ = ["AlertRow", "AlertStore", "Checkpoint", "HistoryEntry", "StoreError"]
+__all__ = ["AlertRow", "AlertStore", "Checkpoint", "HistoryEntry", "OutboxRow", "StoreError"]
 
 SCHEMA_VERSION = 1
 
@@ -58,6 +59,12 @@ CREATE TABLE IF NOT EXISTS checkpoint (
     updated REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deadletters (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT PRIMARY KEY, receiver TEXT NOT NULL, alert TEXT NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
+    payload BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at REAL NOT NULL,
+    last_error TEXT NOT NULL, done_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
 """
 
 _EVENT_COLS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state", "event",
@@ -118,6 +125,22 @@ class AlertRow:
     ack_reason: str | None
     resolved_by: str | None
     resolved_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One notification's delivery record."""
+
+    key: str
+    receiver: str
+    alert: str
+    seq: int
+    created: float
+    state: str  # pending | sent | failed | expired
+    attempts: int
+    next_at: float
+    last_error: str
+    done_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +210,11 @@ class AlertStore:
         journal_offset: int = 0,
         now: float = 0.0,
         committed_offset: int | None = None,
+        notifications: Sequence[Notification] = (),
     ) -> int:
-        """Store a batch's events, dead-letter counts and (optionally) checkpoint atomically; return how
-        many events were new (the rest had been stored before: a re-processed batch).
+        """Store a batch's events, dead-letter counts, notifications to send (the outbox: stored before
+        anything is sent, each key once) and (optionally) checkpoint atomically; return how many events were
+        new (the rest had been stored before: a re-processed batch).
 
         ``committed_offset``: the journal length whose inputs this commit completes (recorded with the
         batch; with a ``snapshot`` it defaults to ``journal_offset``)."""
@@ -202,6 +227,11 @@ class AlertStore:
             new = db.total_changes - before
             if events:
                 db.executemany(_UPSERT_ALERT, [_alert_params(e) for e in events])
+            if notifications:
+                db.executemany(
+                    "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', NULL)",
+                    [(n.key, n.receiver, n.alert, n.seq, n.created, orjson.dumps(n.payload), n.created)
+                     for n in notifications])
             if dead_counts:
                 db.executemany(
                     "INSERT INTO deadletters VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + ?",
@@ -215,6 +245,46 @@ class AlertStore:
             if committed_offset is not None:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('journal_committed', ?)", (str(committed_offset),))
         return new
+
+    # ---- the notification outbox ----------------------------------------------------------
+    def outbox_due(self, now: float, limit: int = 100) -> list[Notification]:
+        """Pending notifications whose next attempt is due, oldest first."""
+        rows = self._db.execute(
+            "SELECT key, receiver, alert, seq, created, payload FROM outbox WHERE state = 'pending' AND next_at <= ? "
+            "ORDER BY next_at, created, key LIMIT ?", (now, limit)).fetchall()
+        return [Notification(k, r, a, q, c, orjson.loads(p)) for k, r, a, q, c, p in rows]
+
+    def outbox_sent(self, key: str, now: float) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ?, last_error = '' "
+                       "WHERE key = ?", (now, key))
+
+    def outbox_retry(self, key: str, error: str, next_at: float) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE key = ?",
+                       (next_at, error, key))
+
+    def outbox_give_up(self, key: str, state: str, error: str, now: float) -> None:
+        """``failed`` (the receiver refused it) or ``expired`` (not delivered in time): shown to operators."""
+        if state not in ("failed", "expired"):
+            raise ValueError(f"outbox state must be failed or expired (got {state!r})")
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?, done_at = ? "
+                       "WHERE key = ?", (state, error, now, key))
+
+    def outbox_attempts(self, key: str) -> int:
+        row = self._db.execute("SELECT attempts FROM outbox WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Notifications by state: pending (the backlog), sent, failed, expired."""
+        return dict(self._db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+
+    def outbox_rows(self, state: str | None = None) -> list[OutboxRow]:
+        """Outbox rows (one state, or all), oldest first: what operators see of deliveries."""
+        sql = ("SELECT key, receiver, alert, seq, created, state, attempts, next_at, last_error, done_at FROM outbox"
+               + (" WHERE state = ?" if state else "") + " ORDER BY created, key")
+        return [OutboxRow(*r) for r in self._db.execute(sql, (state,) if state else ()).fetchall()]
 
     def committed_offset(self) -> int | None:
         """The journal offset of the last committed batch (None: never recorded)."""
