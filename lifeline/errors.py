@@ -3,7 +3,8 @@
 LifelineError
 ├── ConfigError          a configuration file is wrong (carries every problem, as file:line:col)
 │   ├── RulesError       rule packs (lifeline.rules.loader)
-│   └── RegistryError    sensor register / district GeoJSON (lifeline.registry)
+│   ├── RegistryError    sensor register / district GeoJSON (lifeline.registry)
+│   └── RoutingError     the notification routing tree (lifeline.alerting.routing)
 └── StoreError           the alert store cannot be opened or written
 
 Bad *input data* never raises: it becomes a DeadLetter with a reason (lifeline.codec.REASONS).

@@ -1,2 +1,3 @@
-"""What happens to an alert after the engine: the notification outbox (routing, grouping, silences,
-inhibition and escalation come with issue 4)."""
+"""What happens to an alert after the engine: the routing tree to receivers (``routing``) and the
+notification outbox's dispatcher (``outbox``). Grouping, silences, inhibition and escalation come next
+(docs/delivery.md)."""

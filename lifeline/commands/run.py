@@ -54,6 +54,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--status-every", default="5s", metavar="DURATION",
                    help="progress line on stderr every ... (default: %(default)s)")
     p.add_argument("--no-publish", action="store_true", help="do not publish alerts and dead letters over MQTT")
+    p.add_argument("--routes", type=Path, default=None, metavar="FILE",
+                   help="notification routing tree and receivers (YAML, docs/delivery.md); default: notify nobody")
     p.add_argument("--metrics", default=None, metavar="HOST:PORT",
                    help="serve Prometheus /metrics here, e.g. 127.0.0.1:9464 (docs/metrics.md); default: off")
     ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
@@ -111,6 +113,7 @@ def _influxdb(args: argparse.Namespace) -> InfluxDBSettings | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from lifeline import paths
+    from lifeline.alerting.routing import load_routing
     from lifeline.engine.runner import RunConfig, Runner
     from lifeline.registry import load_registry
     from lifeline.rules.loader import load_rules
@@ -132,6 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         publish=not args.no_publish, limits=Limits(max_bytes=args.max_bytes),
         influxdb=_influxdb(args), influxdb_readings=not args.influxdb_alerts_only,
         metrics_addr=None if args.metrics is None else parse_address("--metrics", args.metrics),
+        routing=None if args.routes is None else load_routing(args.routes),
     )
     print(f"lifeline run: {len(ruleset.rules)} rules, {len(registry)} sensors; broker {host}:{port} "
           f"(client id {args.client_id!r}), store {args.db}, journal {args.journal or 'off'}", file=sys.stderr)

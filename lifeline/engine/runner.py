@@ -44,11 +44,14 @@ from typing import Any, TextIO
 
 import orjson
 
+from lifeline.alerting.outbox import Dispatcher
+from lifeline.alerting.routing import Routing, labels_of
 from lifeline.clock import Clock, SystemClock
 from lifeline.codec import Limits, decode, decode_line
 from lifeline.engine.processor import Engine, EngineOutput
 from lifeline.metrics import RunnerMetrics
 from lifeline.model import AlertEvent, DeadLetter, Reading
+from lifeline.notifiers.base import Notification
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
 from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
@@ -88,6 +91,7 @@ class RunConfig:
     influxdb: InfluxDBSettings | None = None  # the time-series store (readings and alert events), or none
     influxdb_readings: bool = True  # write the readings too, not only the alert events
     metrics_addr: tuple[str, int] | None = None  # serve Prometheus /metrics here (port 0: any free one)
+    routing: Routing | None = None  # who hears which alert transition (lifeline/alerting/routing.py); None: nobody
 
 
 @dataclass(slots=True)
@@ -123,6 +127,8 @@ class Runner:
         self.alerts_out: JsonlSink | None = None
         self.tsdb: InfluxDBSink | None = None
         self.metrics: RunnerMetrics | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._labels = labels_of(registry)
         self.metrics_port: int | None = None  # the port /metrics is served on, once started
         self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
         self._snap_offset = 0  # ... and the journal offset it reflects
@@ -153,6 +159,9 @@ class Runner:
             self.metrics_port = self.metrics.serve(*cfg.metrics_addr)
             log.info("metrics on http://%s:%d/metrics", cfg.metrics_addr[0], self.metrics_port)
         self._restore()
+        if cfg.routing is not None:  # after the restore: a replay may have queued notifications
+            self.dispatcher = Dispatcher(cfg.db_path, cfg.routing.notifiers(), clock=self.clock)
+            self.dispatcher.start()
         self.source.start(wait_s=cfg.connect_timeout_s)
         now = self.clock.monotonic()
         self._last_input = self._last_tick = self._status_at = now
@@ -225,7 +234,8 @@ class Runner:
         if batch:
             derived.extend(self.engine.process(batch).events)
         events = len(derived)
-        missing = self.store.commit_batch(derived) if derived and self.store else 0
+        missing = self.store.commit_batch(derived, notifications=self._notifications(derived)) \
+            if derived and self.store else 0
         if missing:
             log.warning("journal replay re-derived %d alert events missing from the store; stored them now "
                         "(not published)", missing)
@@ -247,6 +257,8 @@ class Runner:
             if self.store is not None and self._committed != self._snap_offset:
                 self._checkpoint(self._committed)  # a clean stop restarts without replay
         finally:
+            if self.dispatcher:
+                self.dispatcher.stop()  # what it has not sent stays in the outbox for the next start
             if self.metrics:
                 self.metrics.close()
             if self.tsdb:
@@ -377,7 +389,8 @@ class Runner:
         try:
             offset = self.journal.append(journal) if self.journal and journal else before
             self.store.commit_batch(events, dead_counts=Counter(d.reason for d in dead), snapshot=snap,
-                                    journal_offset=offset, now=self.clock.now(), committed_offset=offset)
+                                    journal_offset=offset, now=self.clock.now(), committed_offset=offset,
+                                    notifications=self._notifications(events))
         except BaseException:
             # Undo: the engine and the journal go back to the last committed state.
             if self.journal:
@@ -387,6 +400,14 @@ class Runner:
         self._committed = offset
         if snap is not None:
             self._snap, self._snap_offset, self._checkpoint_at = snap, offset, mono
+
+    def _notifications(self, events: Sequence[AlertEvent]) -> list[Notification]:
+        """The outbox rows for these events: one per (transition, receiver) the routing tree names."""
+        routing = self.config.routing
+        if routing is None or not events:
+            return []
+        now = self.clock.now()
+        return [Notification.of(e, r, now) for e in events for r in routing.receivers_for(e, self._labels(e.sensor))]
 
     def _deliver(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter],
                  readings: Sequence[Reading] = ()) -> None:

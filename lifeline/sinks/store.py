@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY, receiver TEXT NOT NULL, alert TEXT NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
     payload BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at REAL NOT NULL,
     last_error TEXT NOT NULL, done_at REAL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
 """
 
@@ -248,10 +248,11 @@ class AlertStore:
 
     # ---- the notification outbox ----------------------------------------------------------
     def outbox_due(self, now: float, limit: int = 100) -> list[Notification]:
-        """Pending notifications whose next attempt is due, oldest first."""
+        """Pending notifications whose next attempt is due, oldest first (a batch's in the order of its events,
+        so a receiver hears an alert fire before it escalates; after a retry the payload's ``seq`` orders them)."""
         rows = self._db.execute(
             "SELECT key, receiver, alert, seq, created, payload FROM outbox WHERE state = 'pending' AND next_at <= ? "
-            "ORDER BY next_at, created, key LIMIT ?", (now, limit)).fetchall()
+            "ORDER BY next_at, rowid LIMIT ?", (now, limit)).fetchall()  # ties: in the order they were stored
         return [Notification(k, r, a, q, c, orjson.loads(p)) for k, r, a, q, c, p in rows]
 
     def outbox_sent(self, key: str, now: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +14,15 @@ import orjson
 import pytest
 
 from lifeline.alerting.outbox import Dispatcher
+from lifeline.alerting.routing import load_routing
 from lifeline.clock import ManualClock
 from lifeline.model import AlertEvent, AlertKind, AlertState, EventKind, Level
 from lifeline.notifiers.base import Notification
 from lifeline.notifiers.webhook import WebhookNotifier, WebhookSettings, verify
 from lifeline.sinks.store import AlertStore
 from lifeline.testing_broker import free_port
+from tests.integration.conftest import Broker
+from tests.integration.helpers import WALK_EVENTS, Publisher, config, publish_walk, start_thread_runner, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +162,47 @@ def test_unknown_receiver_fails_visibly(tmp_path: Path) -> None:
     (row,) = d.store.outbox_rows("failed")
     d.stop()
     assert row.receiver == "nobody" and "no such receiver" in row.last_error
+
+
+def test_runner_routes_each_transition_to_its_receivers_once(mosquitto: Broker, tmp_path: Path) -> None:
+    """`lifeline run --routes`: readings over real MQTT walk an alert through five transitions; the gas company
+    hears all five, the control centre (a continue route, level >= orange) the three at orange or red - each
+    once, signed, and every delivery is recorded in the outbox."""
+    gas_hook, cc_hook = Receiver(free_port()), Receiver(free_port())
+    gas_hook.start()
+    cc_hook.start()
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"""\
+receivers:
+  - name: control_centre
+    webhook: {{url: "{cc_hook.url}", secret_env: HOOK_SECRET}}
+  - name: gas_company
+    webhook: {{url: "{gas_hook.url}", secret_env: HOOK_SECRET}}
+route:
+  receiver: control_centre
+  routes:
+    - match: {{domain: gas}}
+      receiver: gas_company
+      continue: true
+    - match: {{domain: gas, level: ">=orange"}}
+""")
+    cfg = config(mosquitto.port, tmp_path, client_id="it-routes", routing=load_routing(routes, {"HOOK_SECRET": SECRET}))
+    runner = start_thread_runner(cfg)
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    try:
+        publish_walk(pub)
+        wait_for(lambda: len(gas_hook.got) >= 5 and len(cc_hook.got) >= 3, 20, "8 webhook deliveries")
+        time.sleep(1.0)  # nothing more may come
+    finally:
+        pub.close()
+        runner.stop()
+        gas_hook.stop()
+        cc_hook.stop()
+    seen = {name: [(b["alert"]["event"], b["alert"]["level"]) for _, _, b in hook.got]  # type: ignore[index]
+            for name, hook in (("gas", gas_hook), ("cc", cc_hook))}
+    assert seen["gas"] == WALK_EVENTS
+    assert seen["cc"] == [("escalated", "red"), ("deescalated", "orange"), ("resolved", "orange")]
+    assert all(ok for hook in (gas_hook, cc_hook) for _, ok, _ in hook.got)
+    assert len({k for hook in (gas_hook, cc_hook) for k, _, _ in hook.got}) == 8
+    with AlertStore(tmp_path / "lifeline.db") as store:
+        assert store.outbox_counts() == {"sent": 8}
