@@ -16,7 +16,10 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from lifeline.model import AlertEvent
 
 
 def notification_key(alert_id: str, seq: int, receiver: str) -> str:
@@ -34,7 +37,7 @@ class Notification:
     payload: dict[str, Any] = field(compare=False)  # the alert event (AlertEvent.to_dict())
 
     @classmethod
-    def of(cls, event: Any, receiver: str, created: float) -> Notification:
+    def of(cls, event: AlertEvent, receiver: str, created: float) -> Notification:
         """The notification of an ``AlertEvent`` for ``receiver``."""
         return cls(notification_key(event.id, event.seq, receiver), receiver, event.id, event.seq, created,
                    event.to_dict())

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lifeline.model import AlertEvent, Reading
 
@@ -177,9 +176,6 @@ class _Spool:
 
     def __len__(self) -> int:
         return len(self._files)
-
-    def lines(self) -> int:
-        return sum(p.read_bytes().count(b"\n") for p in self._files)
 
     def put(self, lines: list[str]) -> None:
         data = ("\n".join(lines) + "\n").encode()
@@ -372,12 +368,3 @@ class InfluxDBSink:
         with self._lock:
             self._spool.put(lines)
             self._stats["spooled"] += len(lines)
-
-
-def settings_from(config: Mapping[str, Any]) -> InfluxDBSettings:
-    """Settings from a plain mapping (YAML); unknown keys are an error naming them."""
-    known = set(InfluxDBSettings.__dataclass_fields__)
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"influxdb settings: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return InfluxDBSettings(**dict(config))

@@ -4,11 +4,13 @@ dead letters by reason, alert events by level, per-batch latency — and the tim
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lifeline.engine.runner import RunConfig, Runner
 from lifeline.sinks.influxdb import InfluxDBSettings
 from lifeline.testing_broker import free_port
 from tests.integration.conftest import Broker
@@ -24,21 +26,28 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
-def test_metrics_count_messages_dead_letters_alerts_and_latency(mosquitto: Broker, tmp_path: Path) -> None:
-    cfg = config(mosquitto.port, tmp_path, client_id="it-metrics", metrics_addr=("127.0.0.1", 0))
+def _walk_and_scrape(mosquitto: Broker, cfg: RunConfig, ready: Callable[[Runner], bool], what: str, *,
+                     bad_json: bool = False) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Run the runner, publish the alert walk (and one message that is not JSON), wait until ``ready``, scrape."""
     runner = start_thread_runner(cfg)
     pub = Publisher(mosquitto.host, mosquitto.port)
     try:
         publish_walk(pub)
-        pub.publish("lifeline/readings/gas/gas-0002", b"{not json")
-        pub.wait_acked()
-        wait_for(lambda: runner.runner.counts["messages"] >= 7, 15, "7 messages handled")
+        if bad_json:
+            pub.publish("lifeline/readings/gas/gas-0002", b"{not json")
+            pub.wait_acked()
+        wait_for(lambda: ready(runner.runner), 15, what)
         port = runner.runner.metrics_port
         assert port is not None
-        m = _scrape(port)
+        return _scrape(port)
     finally:
         pub.close()
         runner.stop()
+
+
+def test_metrics_count_messages_dead_letters_alerts_and_latency(mosquitto: Broker, tmp_path: Path) -> None:
+    cfg = config(mosquitto.port, tmp_path, client_id="it-metrics", metrics_addr=("127.0.0.1", 0))
+    m = _walk_and_scrape(mosquitto, cfg, lambda r: r.counts["messages"] >= 7, "7 messages handled", bad_json=True)
     assert m[("lifeline_messages_total", ())] == 7 and m[("lifeline_readings_total", ())] == 6
     assert m[("lifeline_dead_letters_total", (("reason", "not_json"),))] == 1
     fired = {(dict(k)["event"], dict(k)["level"]): v for (n, k), v in m.items() if n == "lifeline_alert_events_total"}
@@ -55,19 +64,8 @@ def test_metrics_show_the_time_series_backlog_while_the_store_is_down(mosquitto:
                             flush_interval_s=0.05, timeout_s=1.0, retry_initial_s=0.05, retry_max_s=0.2,
                             close_timeout_s=1.0)
     cfg = config(mosquitto.port, tmp_path, client_id="it-metrics-tsdb", metrics_addr=("127.0.0.1", 0), influxdb=down)
-    runner = start_thread_runner(cfg)
-    pub = Publisher(mosquitto.host, mosquitto.port)
-    try:
-        publish_walk(pub)
-        tsdb = runner.runner.tsdb
-        assert tsdb is not None
-        wait_for(lambda: tsdb.stats()["spooled"] == 6 + 5, 15, "6 readings and 5 alert events spooled")
-        port = runner.runner.metrics_port
-        assert port is not None
-        m = _scrape(port)
-    finally:
-        pub.close()
-        runner.stop()
+    m = _walk_and_scrape(mosquitto, cfg, lambda r: r.tsdb is not None and r.tsdb.stats()["spooled"] == 6 + 5,
+                         "6 readings and 5 alert events spooled")
     assert m[("lifeline_tsdb_spooled_total", ())] == 11 and m[("lifeline_tsdb_written_total", ())] == 0
     assert m[("lifeline_tsdb_errors_total", ())] >= 1
     assert m[("lifeline_tsdb_spool_batches", ())] >= 1 and m[("lifeline_tsdb_spool_bytes", ())] > 0
