@@ -12,6 +12,8 @@ runner observes per batch. Names and labels (docs/metrics.md):
 * ``lifeline_watermark_lag_seconds``: wall clock minus the engine's event-time watermark (how far the
   data is behind);
 * ``lifeline_source_queue``: messages received and not yet handled; ``lifeline_broker_connected``;
+* ``lifeline_outbox_notifications{state}``: notifications by state (``pending`` is the backlog; sent, failed,
+  expired); present only with ``--routes``;
 * ``lifeline_tsdb_*``: the time-series store's points written / spooled / rejected / dropped, write errors,
   batches that could not be queued (counters) and its backlog: ``lifeline_tsdb_queued``,
   ``lifeline_tsdb_spool_batches``, ``lifeline_tsdb_spool_bytes`` (gauges); present only with ``--influxdb``.
@@ -25,6 +27,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from lifeline.sinks.store import outbox_counts_at
 
 if TYPE_CHECKING:
     from lifeline.engine.runner import Runner
@@ -61,6 +65,13 @@ class _RunnerCollector(Collector):
                          r.clock.now() - wm)
         yield _gauge("lifeline_source_queue", "messages received, not yet handled", r.source.pending())
         yield _gauge("lifeline_broker_connected", "1 while connected to the broker", 1.0 if r.source.connected else 0.0)
+        if r.dispatcher is not None:
+            counts = outbox_counts_at(r.config.db_path)
+            out = GaugeMetricFamily("lifeline_outbox_notifications", "notifications in the outbox, by state "
+                                    "(pending: the backlog)", labels=["state"])
+            for state in ("pending", "sent", "failed", "expired"):
+                out.add_metric([state], counts.get(state, 0))
+            yield out
         if r.tsdb is not None:
             s = r.tsdb.stats()
             yield _counter("lifeline_tsdb_queue_failures", "time-series store: batches that could not be queued",

@@ -410,6 +410,16 @@ _ALERT_FIELDS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "di
 _ALERT_SELECT = ", ".join(_ALERT_FIELDS)
 
 
+def outbox_counts_at(path: str | Path) -> dict[str, int]:
+    """Notifications by state, read through a read-only connection of its own (safe from any thread, e.g. a
+    metrics scrape, while the runner and the dispatcher write)."""
+    db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5)
+    try:
+        return dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+    finally:
+        db.close()
+
+
 def _states(state: str | Iterable[str]) -> list[str]:
     names = [state] if isinstance(state, str) else list(state)
     out: list[str] = []

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import http.server
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from lifeline.alerting.outbox import Dispatcher
 from lifeline.alerting.routing import load_routing
@@ -185,12 +187,15 @@ route:
       continue: true
     - match: {{domain: gas, level: ">=orange"}}
 """)
-    cfg = config(mosquitto.port, tmp_path, client_id="it-routes", routing=load_routing(routes, {"HOOK_SECRET": SECRET}))
+    cfg = config(mosquitto.port, tmp_path, client_id="it-routes", routing=load_routing(routes, {"HOOK_SECRET": SECRET}),
+                 metrics_addr=("127.0.0.1", 0))
     runner = start_thread_runner(cfg)
     pub = Publisher(mosquitto.host, mosquitto.port)
     try:
         publish_walk(pub)
         wait_for(lambda: len(gas_hook.got) >= 5 and len(cc_hook.got) >= 3, 20, "8 webhook deliveries")
+        wait_for(lambda: _outbox_metric(runner.runner.metrics_port, "sent") == 8, 10, "8 sent in the metrics")
+        assert _outbox_metric(runner.runner.metrics_port, "pending") == 0
     finally:
         pub.close()
         runner.stop()
@@ -204,3 +209,11 @@ route:
     assert len({k for hook in (gas_hook, cc_hook) for k, _, _ in hook.got}) == 8
     with AlertStore(tmp_path / "lifeline.db") as store:  # 8 rows in all: one extra would be pending or sent
         assert store.outbox_counts() == {"sent": 8}
+
+
+def _outbox_metric(port: int | None, state: str) -> float:
+    assert port is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return next(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                if s.name == "lifeline_outbox_notifications" and s.labels == {"state": state})
