@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
+    """One lane per receiver, so a slow or dead receiver never delays the others: in its own thread each lane
+    sends its receiver's due notifications, oldest first, and after a failure that may pass (no answer, 5xx)
+    rests that receiver until the failed notification's retry time instead of trying its other ones against
+    the same dead end. One more lane fails the notifications of receivers that are not configured.
+    ``run_once`` runs every lane once in the caller's thread (tests, and a deterministic clock)."""
+
     def __init__(self, store_path: str | Path, notifiers: Mapping[str, Notifier], *, clock: Clock | None = None,
                  retry_initial_s: float = 2.0, retry_max_s: float = 300.0, ttl_s: float = 86_400.0,
                  poll_s: float = 0.5, batch: int = 100) -> None:
@@ -40,64 +46,88 @@ class Dispatcher:
             raise ValueError(f"need 0 < retry_initial_s <= retry_max_s (got {retry_initial_s}, {retry_max_s})")
         if not ttl_s > 0 or not poll_s > 0 or batch < 1:
             raise ValueError(f"ttl_s and poll_s must be positive and batch at least 1 (got {ttl_s}, {poll_s}, {batch})")
-        self.store = AlertStore(store_path)
+        self.store_path = store_path
+        self.store = AlertStore(store_path)  # run_once's connection, and the read side for callers
         self.notifiers = dict(notifiers)
         self.clock = clock or SystemClock()
         self.retry_initial_s, self.retry_max_s, self.ttl_s = retry_initial_s, retry_max_s, ttl_s
         self.poll_s, self.batch = poll_s, batch
+        self._rest: dict[str, float] = {}  # receiver -> no attempt before this time (after a failure)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def run_once(self) -> int:
-        """Attempt every notification due now; the number attempted."""
-        due = self.store.outbox_due(self.clock.now(), self.batch)
-        for n in due:
-            self._deliver(n)
+        """Run every lane once (the receivers', then the one for unknown receivers); the number attempted."""
+        return sum(self._round(self.store, r) for r in (*sorted(self.notifiers), None))
+
+    def _round(self, store: AlertStore, receiver: str | None) -> int:
+        """One lane's round: ``receiver``'s due notifications (None: those of receivers not configured)."""
+        now = self.clock.now()
+        if receiver is not None and now < self._rest.get(receiver, 0.0):
+            return 0
+        if receiver is None:
+            due = store.outbox_due(now, self.batch, exclude=tuple(self.notifiers))
+        else:
+            due = store.outbox_due(now, self.batch, receiver=receiver)
+        for i, n in enumerate(due):
+            if not self._deliver(store, n):
+                return i + 1  # the receiver rests; its other notifications wait for the next round
         return len(due)
 
-    def _deliver(self, n: Notification) -> None:
+    def _deliver(self, store: AlertStore, n: Notification) -> bool:
+        """Send ``n`` and record the outcome; False when it failed and may be retried (the receiver rests)."""
         notifier = self.notifiers.get(n.receiver)
         now = self.clock.now()
         if notifier is None:
-            self.store.outbox_give_up(n.key, "failed", f"no such receiver {n.receiver!r}", now)
+            store.outbox_give_up(n.key, "failed", f"no such receiver {n.receiver!r}", now)
             log.error("notification %s: no such receiver %r", n.key, n.receiver)
-            return
+            return True
         try:
             notifier.send(n)
         except DeliveryError as exc:
             now = self.clock.now()
-            attempts = self.store.outbox_attempts(n.key) + 1
+            attempts = store.outbox_attempts(n.key) + 1
             if exc.permanent:
-                self.store.outbox_give_up(n.key, "failed", str(exc), now)
+                store.outbox_give_up(n.key, "failed", str(exc), now)
                 log.error("notification %s to %s refused: %s", n.key, n.receiver, exc)
-            elif now - n.created >= self.ttl_s:
-                self.store.outbox_give_up(n.key, "expired", f"not delivered in {self.ttl_s:g} s: {exc}", now)
+                return True
+            if now - n.created >= self.ttl_s:
+                store.outbox_give_up(n.key, "expired", f"not delivered in {self.ttl_s:g} s: {exc}", now)
                 log.error("notification %s to %s expired after %d attempts: %s", n.key, n.receiver, attempts, exc)
-            else:
-                wait = min(self.retry_initial_s * 2.0 ** (attempts - 1), self.retry_max_s)
-                self.store.outbox_retry(n.key, str(exc), now + wait)
-                log.warning("notification %s to %s failed (attempt %d), next in %.0f s: %s", n.key, n.receiver,
-                            attempts, wait, exc)
-            return
-        self.store.outbox_sent(n.key, self.clock.now())
+                return True
+            wait = min(self.retry_initial_s * 2.0 ** (attempts - 1), self.retry_max_s)
+            store.outbox_retry(n.key, str(exc), now + wait)
+            self._rest[n.receiver] = now + wait
+            log.warning("notification %s to %s failed (attempt %d), receiver rests %.0f s: %s", n.key, n.receiver,
+                        attempts, wait, exc)
+            return False
+        store.outbox_sent(n.key, self.clock.now())
+        return True
 
-    # ---- thread ---------------------------------------------------------------------------
+    # ---- threads ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="outbox-dispatcher", daemon=True)
-        self._thread.start()
+        for receiver in (*sorted(self.notifiers), None):
+            t = threading.Thread(target=self._run, args=(receiver,), name=f"outbox-{receiver or 'unknown'}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                busy = self.run_once() == self.batch
-            except Exception:  # the store is busy or broken: log, wait, try again; never die silently
-                log.exception("outbox dispatcher: a round failed")
-                busy = False
-            if not busy:
-                self._stop.wait(self.poll_s)
+    def _run(self, receiver: str | None) -> None:
+        store = AlertStore(self.store_path)  # a connection per thread
+        try:
+            while not self._stop.is_set():
+                try:
+                    busy = self._round(store, receiver) == self.batch
+                except Exception:  # the store is busy or broken: log, wait, try again; never die silently
+                    log.exception("outbox lane %s: a round failed", receiver or "(unknown receivers)")
+                    busy = False
+                if not busy:
+                    self._stop.wait(self.poll_s)
+        finally:
+            store.close()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
+        for t in self._threads:
+            t.join(30)
         self.store.close()

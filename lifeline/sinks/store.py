@@ -247,12 +247,22 @@ class AlertStore:
         return new
 
     # ---- the notification outbox ----------------------------------------------------------
-    def outbox_due(self, now: float, limit: int = 100) -> list[Notification]:
+    def outbox_due(self, now: float, limit: int = 100, *, receiver: str | None = None,
+                   exclude: Sequence[str] = ()) -> list[Notification]:
         """Pending notifications whose next attempt is due, oldest first (a batch's in the order of its events,
-        so a receiver hears an alert fire before it escalates; after a retry the payload's ``seq`` orders them)."""
+        so a receiver hears an alert fire before it escalates; after a retry the payload's ``seq`` orders them);
+        only ``receiver``'s, or only those of receivers not in ``exclude``."""
+        where = "state = 'pending' AND next_at <= ?"
+        args: list[object] = [now]
+        if receiver is not None:
+            where += " AND receiver = ?"
+            args.append(receiver)
+        if exclude:
+            where += f" AND receiver NOT IN ({', '.join('?' * len(exclude))})"
+            args.extend(exclude)
         rows = self._db.execute(
-            "SELECT key, receiver, alert, seq, created, payload FROM outbox WHERE state = 'pending' AND next_at <= ? "
-            "ORDER BY next_at, rowid LIMIT ?", (now, limit)).fetchall()  # ties: in the order they were stored
+            f"SELECT key, receiver, alert, seq, created, payload FROM outbox WHERE {where} "
+            "ORDER BY next_at, rowid LIMIT ?", (*args, limit)).fetchall()  # ties: in the order they were stored
         return [Notification(k, r, a, q, c, orjson.loads(p)) for k, r, a, q, c, p in rows]
 
     def outbox_sent(self, key: str, now: float) -> None:
