@@ -6,6 +6,10 @@
         webhook: {url: "http://10.0.0.5:9000/lifeline", secret_env: LIFELINE_HOOK_SECRET}
       - name: gas_company
         webhook: {url: "https://gas.example/hooks/lifeline", secret_env: GAS_HOOK_SECRET, timeout: 5s}
+      - name: duty_engineer
+        email: {host: smtp.example, port: 587, from: lifeline@city.example, to: [duty@gas.example],
+                username_env: SMTP_USER, password_env: SMTP_PASSWORD, lang: zh,
+                console_url: "https://lifeline.city.example"}
     route:
       receiver: control_centre          # the root: every alert no child takes
       routes:
@@ -35,8 +39,10 @@ from lifeline.config.yamlmarks import Checker, Document, PathKey, Problem, did_y
 from lifeline.errors import ConfigError
 from lifeline.model import AlertEvent, Level
 from lifeline.notifiers.base import Notifier
+from lifeline.notifiers.email import EmailNotifier, EmailSettings
 from lifeline.notifiers.webhook import WebhookNotifier, WebhookSettings
 
+CHANNELS = ("webhook", "email")
 MATCH_KEYS = ("domain", "kind", "level", "district", "rule", "sensor", "owner", "labels")
 LEVELS = {lv.colour: lv for lv in Level}
 
@@ -94,13 +100,14 @@ class Route:
 @dataclass(frozen=True)
 class Routing:
     route: Route
-    receivers: Mapping[str, WebhookSettings]  # the channels, by receiver name
+    receivers: Mapping[str, WebhookSettings | EmailSettings]  # the channels, by receiver name
 
     def receivers_for(self, e: AlertEvent, labels: Mapping[str, str] | None = None) -> list[str]:
         return self.route.receivers(e, labels or {})
 
     def notifiers(self) -> dict[str, Notifier]:
-        return {name: WebhookNotifier(s) for name, s in self.receivers.items()}
+        return {name: WebhookNotifier(s) if isinstance(s, WebhookSettings) else EmailNotifier(s)
+                for name, s in self.receivers.items()}
 
 
 class RoutingError(ConfigError):
@@ -137,41 +144,79 @@ class _Reader:
             return None, self.ck.problems
         return Routing(route, receivers), []
 
-    def _receivers(self, value: Any, path: PathKey) -> dict[str, WebhookSettings]:
-        out: dict[str, WebhookSettings] = {}
+    def _receivers(self, value: Any, path: PathKey) -> dict[str, WebhookSettings | EmailSettings]:
+        out: dict[str, WebhookSettings | EmailSettings] = {}
         if not isinstance(value, list) or not value:
             self.ck.report(path, "expected a list of receivers, each with a name and a channel")
             return out
         for i, item in enumerate(value):
             p = (*path, i)
-            m = self.ck.mapping(item, p, ("name", "webhook"), ("name", "webhook"))
+            m = self.ck.mapping(item, p, ("name", *CHANNELS), ("name",))
             if m is None or "name" not in m:
                 continue
+            channels = [k for k in CHANNELS if k in m]
+            if len(channels) != 1:
+                self.ck.report(p, f"a receiver has exactly one channel ({', '.join(CHANNELS)}); got {len(channels)}")
             name = self.ck.string(m["name"], (*p, "name"))
             if name is None:
                 continue
             if name in out or name in self.names:
                 self.ck.report((*p, "name"), f"receiver {name!r} is defined twice")
             self.names.add(name)
+            channel: WebhookSettings | EmailSettings | None = None
             if "webhook" in m:
-                hook = self._webhook(m["webhook"], (*p, "webhook"))
-                if hook is not None:
-                    out[name] = hook
+                channel = self._webhook(m["webhook"], (*p, "webhook"))
+            elif "email" in m:
+                channel = self._email(m["email"], (*p, "email"))
+            if channel is not None:
+                out[name] = channel
         return out
+
+    def _secret(self, m: Mapping[str, Any], key: str, path: PathKey, what: str) -> str:
+        var = self.ck.string(m[key], (*path, key)) if key in m else None
+        if var is None:
+            return ""
+        value = self.env.get(var, "")
+        if not value:
+            self.ck.report((*path, key), f"environment variable {var!r} is not set ({what})")
+        return value
+
+    def _email(self, value: Any, path: PathKey) -> EmailSettings | None:
+        keys = ("host", "port", "from", "to", "starttls", "username_env", "password_env", "lang", "console_url",
+                "timeout", "cafile")
+        m = self.ck.mapping(value, path, keys, ("host", "from", "to"))
+        if m is None or not {"host", "from", "to"} <= set(m):
+            return None
+        host = self.ck.string(m["host"], (*path, "host"))
+        sender = self.ck.string(m["from"], (*path, "from"))
+        to = self.ck.strings(m["to"], (*path, "to"))
+        port = self.ck.number(m["port"], (*path, "port"), minimum=1) if "port" in m else 587.0
+        starttls = m.get("starttls", True)
+        if not isinstance(starttls, bool):
+            self.ck.report((*path, "starttls"), f"expected true or false (got {starttls!r})")
+            starttls = True
+        timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
+        lang = self.ck.string(m["lang"], (*path, "lang")) if "lang" in m else "zh"
+        console = self.ck.string(m["console_url"], (*path, "console_url")) if "console_url" in m else ""
+        cafile = self.ck.string(m["cafile"], (*path, "cafile")) if "cafile" in m else None
+        username = self._secret(m, "username_env", path, "the SMTP user")
+        password = self._secret(m, "password_env", path, "the SMTP password")
+        if None in (host, sender, to, port, timeout, lang, console):
+            return None
+        assert host is not None and sender is not None and to is not None and port is not None
+        s = EmailSettings(host, int(port), sender, tuple(to), starttls, username, password, lang or "zh",
+                          console or "", timeout or 10.0, cafile)
+        for problem in s.problems():
+            field_name, _, message = problem.partition(": ")
+            self.ck.report((*path, {"to": "to", "timeout_s": "timeout"}.get(field_name, field_name)), message)
+        return s
 
     def _webhook(self, value: Any, path: PathKey) -> WebhookSettings | None:
         m = self.ck.mapping(value, path, ("url", "secret_env", "timeout"), ("url",))
         if m is None or "url" not in m:
             return None
         url = self.ck.string(m["url"], (*path, "url"))
-        secret = ""
-        if "secret_env" in m:
-            var = self.ck.string(m["secret_env"], (*path, "secret_env"))
-            if var is not None:
-                secret = self.env.get(var, "")
-                if not secret:
-                    self.ck.report((*path, "secret_env"),
-                                   f"environment variable {var!r} is not set (the shared secret)")
+        secret = self._secret(m, "secret_env", path, "the shared secret")
         timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
         if url is None or timeout is None:
             return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from lifeline.model import AlertEvent
@@ -49,6 +49,17 @@ class DeliveryError(Exception):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class _Checkable(Protocol):
+    def problems(self) -> list[str]: ...
+
+
+def require_valid(settings: _Checkable, what: str) -> None:
+    """Raise ValueError naming every problem of a channel's settings (they are checked once, when built)."""
+    problems = settings.problems()
+    if problems:
+        raise ValueError(f"{what} settings: " + "; ".join(problems))
 
 
 class Notifier(ABC):

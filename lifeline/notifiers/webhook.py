@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from lifeline.notifiers.base import DeliveryError, Notification, Notifier
+from lifeline.notifiers.base import DeliveryError, Notification, Notifier, require_valid
 
 RETRY_STATUS = frozenset({408, 429})
 
@@ -60,9 +60,7 @@ class WebhookNotifier(Notifier):
     kind = "webhook"
 
     def __init__(self, settings: WebhookSettings) -> None:
-        problems = settings.problems()
-        if problems:
-            raise ValueError("webhook settings: " + "; ".join(problems))
+        require_valid(settings, "webhook")
         self.settings = settings
 
     def send(self, n: Notification) -> None:

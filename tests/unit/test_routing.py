@@ -80,3 +80,37 @@ def test_the_root_needs_a_receiver_and_takes_no_match(tmp_path: Path) -> None:
         _load(tmp_path, "receivers:\n  - name: a\n    webhook: {url: 'ftp://x'}\nroute:\n  match: {domain: gas}\n")
     text = str(err.value)
     assert "route: missing required key 'receiver'" in text and "url: expected http(s)://" in text
+
+
+def test_email_receivers_are_checked_too(tmp_path: Path) -> None:
+    text = """\
+receivers:
+  - name: duty
+    email: {host: smtp.example, from: lifeline, to: [], starttls: false, username_env: U, lang: fr}
+route:
+  receiver: duty
+"""
+    with pytest.raises(RoutingError) as err:
+        _load(tmp_path, text, env={"U": "user"})
+    msg = str(err.value)
+    assert "email.to: expected a list of names (got an empty list)" in msg
+
+
+def test_an_email_receiver_is_built_with_its_credentials(tmp_path: Path) -> None:
+    text = """\
+receivers:
+  - name: duty
+    email: {host: smtp.example, port: 465, from: lifeline@city.example, to: [a@gas.example, b@gas.example],
+            username_env: U, password_env: P, lang: en, timeout: 3s}
+route:
+  receiver: duty
+"""
+    r = _load(tmp_path, text, env={"U": "user", "P": "pw"})
+    s = r.receivers["duty"]  # type: ignore[attr-defined]
+    assert (s.host, s.port, s.to, s.username, s.password, s.lang, s.timeout_s, s.starttls) == (
+        "smtp.example", 465, ("a@gas.example", "b@gas.example"), "user", "pw", "en", 3.0, True)
+    bad = text.replace("lang: en", "lang: fr").replace("from: lifeline@city.example", "from: lifeline")
+    with pytest.raises(RoutingError) as err:
+        _load(tmp_path, bad, env={"U": "user", "P": "pw"})
+    assert "email.lang: must be one of zh, en (got 'fr')" in str(err.value)
+    assert "email.from: 'lifeline' is not an address" in str(err.value)
