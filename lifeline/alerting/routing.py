@@ -40,9 +40,11 @@ from lifeline.errors import ConfigError
 from lifeline.model import AlertEvent, Level
 from lifeline.notifiers.base import Notifier
 from lifeline.notifiers.email import EmailNotifier, EmailSettings
+from lifeline.notifiers.robots import ROBOTS, RobotSettings, robot_notifier
 from lifeline.notifiers.webhook import WebhookNotifier, WebhookSettings
 
-CHANNELS = ("webhook", "email")
+Channel = WebhookSettings | EmailSettings | RobotSettings
+CHANNELS = ("webhook", "email", "dingtalk", "wecom", "feishu")
 MATCH_KEYS = ("domain", "kind", "level", "district", "rule", "sensor", "owner", "labels")
 LEVELS = {lv.colour: lv for lv in Level}
 
@@ -100,14 +102,21 @@ class Route:
 @dataclass(frozen=True)
 class Routing:
     route: Route
-    receivers: Mapping[str, WebhookSettings | EmailSettings]  # the channels, by receiver name
+    receivers: Mapping[str, Channel]  # the channels, by receiver name
 
     def receivers_for(self, e: AlertEvent, labels: Mapping[str, str] | None = None) -> list[str]:
         return self.route.receivers(e, labels or {})
 
     def notifiers(self) -> dict[str, Notifier]:
-        return {name: WebhookNotifier(s) if isinstance(s, WebhookSettings) else EmailNotifier(s)
-                for name, s in self.receivers.items()}
+        return {name: _notifier(s) for name, s in self.receivers.items()}
+
+
+def _notifier(s: Channel) -> Notifier:
+    if isinstance(s, WebhookSettings):
+        return WebhookNotifier(s)
+    if isinstance(s, EmailSettings):
+        return EmailNotifier(s)
+    return robot_notifier(s)
 
 
 class RoutingError(ConfigError):
@@ -144,8 +153,8 @@ class _Reader:
             return None, self.ck.problems
         return Routing(route, receivers), []
 
-    def _receivers(self, value: Any, path: PathKey) -> dict[str, WebhookSettings | EmailSettings]:
-        out: dict[str, WebhookSettings | EmailSettings] = {}
+    def _receivers(self, value: Any, path: PathKey) -> dict[str, Channel]:
+        out: dict[str, Channel] = {}
         if not isinstance(value, list) or not value:
             self.ck.report(path, "expected a list of receivers, each with a name and a channel")
             return out
@@ -163,11 +172,15 @@ class _Reader:
             if name in out or name in self.names:
                 self.ck.report((*p, "name"), f"receiver {name!r} is defined twice")
             self.names.add(name)
-            channel: WebhookSettings | EmailSettings | None = None
+            channel: Channel | None = None
             if "webhook" in m:
                 channel = self._webhook(m["webhook"], (*p, "webhook"))
             elif "email" in m:
                 channel = self._email(m["email"], (*p, "email"))
+            else:
+                kind = next((k for k in ROBOTS if k in m), None)
+                if kind is not None:
+                    channel = self._robot(kind, m[kind], (*p, kind))
             if channel is not None:
                 out[name] = channel
         return out
@@ -180,6 +193,23 @@ class _Reader:
         if not value:
             self.ck.report((*path, key), f"environment variable {var!r} is not set ({what})")
         return value
+
+    def _robot(self, kind: str, value: Any, path: PathKey) -> RobotSettings | None:
+        m = self.ck.mapping(value, path, ("url_env", "secret_env", "lang", "console_url", "timeout"), ("url_env",))
+        if m is None or "url_env" not in m:
+            return None
+        url = self._secret(m, "url_env", path, "the robot's URL, with its token")
+        secret = self._secret(m, "secret_env", path, "the signing secret")
+        lang = self.ck.string(m["lang"], (*path, "lang")) if "lang" in m else "zh"
+        console = self.ck.string(m["console_url"], (*path, "console_url")) if "console_url" in m else ""
+        timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
+        if not url or lang is None or console is None or timeout is None:
+            return None
+        s = RobotSettings(kind, url, secret, lang, console, timeout)
+        for problem in s.problems():
+            field_name, _, message = problem.partition(": ")
+            self.ck.report((*path, {"url": "url_env", "timeout_s": "timeout"}.get(field_name, field_name)), message)
+        return s
 
     def _email(self, value: Any, path: PathKey) -> EmailSettings | None:
         keys = ("host", "port", "from", "to", "starttls", "username_env", "password_env", "lang", "console_url",

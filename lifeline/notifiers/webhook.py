@@ -70,13 +70,19 @@ class WebhookNotifier(Notifier):
                    "X-Lifeline-Timestamp": ts}
         if self.settings.secret:
             headers["X-Lifeline-Signature"] = signature(self.settings.secret, ts, body)
-        req = urllib.request.Request(self.settings.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.settings.timeout_s) as resp:
-                resp.read()
-        except urllib.error.HTTPError as exc:
-            permanent = exc.code < 500 and exc.code not in RETRY_STATUS
-            raise DeliveryError(f"HTTP {exc.code} from {self.settings.url}: {exc.read()[:200]!r}",
-                                permanent=permanent) from exc
-        except (OSError, ValueError) as exc:  # refused, reset, timeout, DNS: the receiver may come back
-            raise DeliveryError(f"{self.settings.url}: {exc}") from exc
+        post(self.settings.url, body, headers, self.settings.timeout_s)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, *, shown: str | None = None) -> bytes:
+    """POST ``body``; the answer's body on 2xx. Raises DeliveryError: permanent on 4xx other than 408/429,
+    retried on 408, 429, 5xx and no answer. ``shown`` replaces the URL in messages (a URL with a token in it)."""
+    where = shown or url
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        permanent = exc.code < 500 and exc.code not in RETRY_STATUS
+        raise DeliveryError(f"HTTP {exc.code} from {where}: {exc.read()[:200]!r}", permanent=permanent) from exc
+    except (OSError, ValueError) as exc:  # refused, reset, timeout, DNS: the receiver may come back
+        raise DeliveryError(f"{where}: {exc}") from exc
