@@ -130,4 +130,6 @@ class Dispatcher:
         self._stop.set()
         for t in self._threads:
             t.join(30)
+        for notifier in self.notifiers.values():
+            notifier.close()
         self.store.close()

@@ -40,11 +40,12 @@ from lifeline.errors import ConfigError
 from lifeline.model import AlertEvent, Level
 from lifeline.notifiers.base import Notifier
 from lifeline.notifiers.email import EmailNotifier, EmailSettings
+from lifeline.notifiers.mqtt import MqttNotifier, MqttNotifySettings
 from lifeline.notifiers.robots import ROBOTS, RobotSettings, robot_notifier
 from lifeline.notifiers.webhook import WebhookNotifier, WebhookSettings
 
-Channel = WebhookSettings | EmailSettings | RobotSettings
-CHANNELS = ("webhook", "email", "dingtalk", "wecom", "feishu")
+Channel = WebhookSettings | EmailSettings | RobotSettings | MqttNotifySettings
+CHANNELS = ("webhook", "email", "dingtalk", "wecom", "feishu", "mqtt")
 MATCH_KEYS = ("domain", "kind", "level", "district", "rule", "sensor", "owner", "labels")
 LEVELS = {lv.colour: lv for lv in Level}
 
@@ -116,6 +117,8 @@ def _notifier(s: Channel) -> Notifier:
         return WebhookNotifier(s)
     if isinstance(s, EmailSettings):
         return EmailNotifier(s)
+    if isinstance(s, MqttNotifySettings):
+        return MqttNotifier(s)
     return robot_notifier(s)
 
 
@@ -177,6 +180,8 @@ class _Reader:
                 channel = self._webhook(m["webhook"], (*p, "webhook"))
             elif "email" in m:
                 channel = self._email(m["email"], (*p, "email"))
+            elif "mqtt" in m:
+                channel = self._mqtt(m["mqtt"], (*p, "mqtt"))
             else:
                 kind = next((k for k in ROBOTS if k in m), None)
                 if kind is not None:
@@ -193,6 +198,28 @@ class _Reader:
         if not value:
             self.ck.report((*path, key), f"environment variable {var!r} is not set ({what})")
         return value
+
+    def _mqtt(self, value: Any, path: PathKey) -> MqttNotifySettings | None:
+        keys = ("host", "port", "topic", "client_id", "username_env", "password_env", "lang", "console_url", "timeout")
+        m = self.ck.mapping(value, path, keys, ("host",))
+        if m is None or "host" not in m:
+            return None
+        text = {k: self.ck.string(m[k], (*path, k)) for k in ("host", "topic", "client_id", "lang", "console_url")
+                if k in m}
+        port = self.ck.number(m["port"], (*path, "port"), minimum=1) if "port" in m else 1883.0
+        timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
+        username = self._secret(m, "username_env", path, "the MQTT user")
+        password = self._secret(m, "password_env", path, "the MQTT password")
+        if None in text.values() or port is None or timeout is None:
+            return None
+        d = MqttNotifySettings(host="")
+        s = MqttNotifySettings(str(text["host"]), int(port), str(text.get("topic", d.topic)),
+                               str(text.get("client_id", "")), username, password, str(text.get("lang", d.lang)),
+                               str(text.get("console_url", "")), timeout)
+        for problem in s.problems():
+            field_name, _, message = problem.partition(": ")
+            self.ck.report((*path, {"timeout_s": "timeout"}.get(field_name, field_name)), message)
+        return s
 
     def _robot(self, kind: str, value: Any, path: PathKey) -> RobotSettings | None:
         m = self.ck.mapping(value, path, ("url_env", "secret_env", "lang", "console_url", "timeout"), ("url_env",))

@@ -55,6 +55,24 @@ class _Checkable(Protocol):
     def problems(self) -> list[str]: ...
 
 
+def channel_problems(lang: str | None, timeout_s: float, server: tuple[str, int] | None = None) -> list[str]:
+    """The checks channels' settings share: the server's host and port (when they name one), the template
+    language (None: no text rendered) and the timeout."""
+    from lifeline.notifiers.templates import LANGS
+
+    out = []
+    if server is not None:
+        if not server[0]:
+            out.append("host: must not be empty")
+        if not 0 < server[1] < 65536:
+            out.append(f"port: must be in 1..65535 (got {server[1]})")
+    if lang is not None and lang not in LANGS:
+        out.append(f"lang: must be one of {', '.join(LANGS)} (got {lang!r})")
+    if not timeout_s > 0:
+        out.append(f"timeout_s: must be positive (got {timeout_s})")
+    return out
+
+
 def require_valid(settings: _Checkable, what: str) -> None:
     """Raise ValueError naming every problem of a channel's settings (they are checked once, when built)."""
     problems = settings.problems()
@@ -70,3 +88,6 @@ class Notifier(ABC):
     @abstractmethod
     def send(self, n: Notification) -> None:
         """Deliver ``n``, or raise ``DeliveryError``."""
+
+    def close(self) -> None:  # noqa: B027 - most channels hold nothing open
+        """Release what the channel holds open (a broker connection)."""

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from lifeline.notifiers.base import DeliveryError, Notification, Notifier, require_valid
-from lifeline.notifiers.templates import LANGS, render
+from lifeline.notifiers.base import DeliveryError, Notification, Notifier, channel_problems, require_valid
+from lifeline.notifiers.templates import render
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,12 @@ class EmailSettings:
 
     def problems(self) -> list[str]:
         out = []
-        if not self.host:
-            out.append("host: must not be empty")
-        if not 0 < self.port < 65536:
-            out.append(f"port: must be in 1..65535 (got {self.port})")
         if not self.to:
             out.append("to: at least one recipient")
         if "@" not in self.sender:
             out.append(f"from: {self.sender!r} is not an address")
         out.extend(f"to: {a!r} is not an address" for a in self.to if "@" not in a)
-        if self.lang not in LANGS:
-            out.append(f"lang: must be one of {', '.join(LANGS)} (got {self.lang!r})")
-        if not self.timeout_s > 0:
-            out.append(f"timeout_s: must be positive (got {self.timeout_s})")
+        out.extend(channel_problems(self.lang, self.timeout_s, (self.host, self.port)))
         if self.username and not self.starttls:
             out.append("username: credentials are sent only over STARTTLS")
         return out

@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from lifeline.notifiers.base import DeliveryError, Notification, Notifier, require_valid
-from lifeline.notifiers.templates import LANGS, render
+from lifeline.notifiers.base import DeliveryError, Notification, Notifier, channel_problems, require_valid
+from lifeline.notifiers.templates import render
 from lifeline.notifiers.webhook import post
 
 # what each platform answers when it only asks us to slow down (retry); any other error code is permanent
@@ -55,10 +55,7 @@ class RobotSettings:
             out.append(f"platform: must be one of {', '.join(RETRY_CODES)} (got {self.platform!r})")
         if not self.url.startswith(("http://", "https://")):
             out.append("url: expected http(s)://... (from its environment variable)")
-        if self.lang not in LANGS:
-            out.append(f"lang: must be one of {', '.join(LANGS)} (got {self.lang!r})")
-        if not self.timeout_s > 0:
-            out.append(f"timeout_s: must be positive (got {self.timeout_s})")
+        out.extend(channel_problems(self.lang, self.timeout_s))
         return out
 
 

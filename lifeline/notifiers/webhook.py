@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from lifeline.notifiers.base import DeliveryError, Notification, Notifier, require_valid
+from lifeline.notifiers.base import DeliveryError, Notification, Notifier, channel_problems, require_valid
 
 RETRY_STATUS = frozenset({408, 429})
 
@@ -51,8 +51,7 @@ class WebhookSettings:
         out = []
         if not self.url.startswith(("http://", "https://")):
             out.append(f"url: expected http(s)://... (got {self.url!r})")
-        if not self.timeout_s > 0:
-            out.append(f"timeout_s: must be positive (got {self.timeout_s})")
+        out.extend(channel_problems(None, self.timeout_s))
         return out
 
 
