@@ -199,46 +199,54 @@ class _Reader:
             self.ck.report((*path, key), f"environment variable {var!r} is not set ({what})")
         return value
 
-    def _mqtt(self, value: Any, path: PathKey) -> MqttNotifySettings | None:
+    def _common(self, m: Mapping[str, Any], path: PathKey) -> tuple[str, str, float] | None:
+        """The keys every channel that renders text shares: ``lang`` (zh), ``console_url`` (none), ``timeout``
+        (10 s); None when one of them is wrong (reported)."""
+        lang = self.ck.string(m["lang"], (*path, "lang")) if "lang" in m else "zh"
+        console = self.ck.string(m["console_url"], (*path, "console_url")) if "console_url" in m else ""
+        timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
+        if lang is None or console is None or timeout is None:
+            return None
+        return lang, console, timeout
+
+    def _checked(self, s: Channel, path: PathKey, rename: Mapping[str, str] | None = None) -> Channel:
+        """Report the settings' own problems at their keys in the file (``timeout_s`` is ``timeout`` there)."""
+        keys = {"timeout_s": "timeout", **(rename or {})}
+        for problem in s.problems():
+            name, _, message = problem.partition(": ")
+            self.ck.report((*path, keys.get(name, name)), message)
+        return s
+
+    def _mqtt(self, value: Any, path: PathKey) -> Channel | None:
         keys = ("host", "port", "topic", "client_id", "username_env", "password_env", "lang", "console_url", "timeout")
         m = self.ck.mapping(value, path, keys, ("host",))
         if m is None or "host" not in m:
             return None
-        text = {k: self.ck.string(m[k], (*path, k)) for k in ("host", "topic", "client_id", "lang", "console_url")
-                if k in m}
+        host = self.ck.string(m["host"], (*path, "host"))
+        topic = self.ck.string(m["topic"], (*path, "topic")) if "topic" in m else MqttNotifySettings.topic
+        client_id = self.ck.string(m["client_id"], (*path, "client_id")) if "client_id" in m else ""
         port = self.ck.number(m["port"], (*path, "port"), minimum=1) if "port" in m else 1883.0
-        timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
+        common = self._common(m, path)
         username = self._secret(m, "username_env", path, "the MQTT user")
         password = self._secret(m, "password_env", path, "the MQTT password")
-        if None in text.values() or port is None or timeout is None:
+        if host is None or topic is None or client_id is None or port is None or common is None:
             return None
-        d = MqttNotifySettings(host="")
-        s = MqttNotifySettings(str(text["host"]), int(port), str(text.get("topic", d.topic)),
-                               str(text.get("client_id", "")), username, password, str(text.get("lang", d.lang)),
-                               str(text.get("console_url", "")), timeout)
-        for problem in s.problems():
-            field_name, _, message = problem.partition(": ")
-            self.ck.report((*path, {"timeout_s": "timeout"}.get(field_name, field_name)), message)
-        return s
+        lang, console, timeout = common
+        return self._checked(MqttNotifySettings(host, int(port), topic, client_id, username, password, lang, console,
+                                                timeout), path)
 
-    def _robot(self, kind: str, value: Any, path: PathKey) -> RobotSettings | None:
+    def _robot(self, kind: str, value: Any, path: PathKey) -> Channel | None:
         m = self.ck.mapping(value, path, ("url_env", "secret_env", "lang", "console_url", "timeout"), ("url_env",))
         if m is None or "url_env" not in m:
             return None
         url = self._secret(m, "url_env", path, "the robot's URL, with its token")
         secret = self._secret(m, "secret_env", path, "the signing secret")
-        lang = self.ck.string(m["lang"], (*path, "lang")) if "lang" in m else "zh"
-        console = self.ck.string(m["console_url"], (*path, "console_url")) if "console_url" in m else ""
-        timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
-        if not url or lang is None or console is None or timeout is None:
+        common = self._common(m, path)
+        if not url or common is None:
             return None
-        s = RobotSettings(kind, url, secret, lang, console, timeout)
-        for problem in s.problems():
-            field_name, _, message = problem.partition(": ")
-            self.ck.report((*path, {"url": "url_env", "timeout_s": "timeout"}.get(field_name, field_name)), message)
-        return s
+        return self._checked(RobotSettings(kind, url, secret, *common), path, {"url": "url_env"})
 
-    def _email(self, value: Any, path: PathKey) -> EmailSettings | None:
+    def _email(self, value: Any, path: PathKey) -> Channel | None:
         keys = ("host", "port", "from", "to", "starttls", "username_env", "password_env", "lang", "console_url",
                 "timeout", "cafile")
         m = self.ck.mapping(value, path, keys, ("host", "from", "to"))
@@ -252,23 +260,17 @@ class _Reader:
         if not isinstance(starttls, bool):
             self.ck.report((*path, "starttls"), f"expected true or false (got {starttls!r})")
             starttls = True
-        timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
-        lang = self.ck.string(m["lang"], (*path, "lang")) if "lang" in m else "zh"
-        console = self.ck.string(m["console_url"], (*path, "console_url")) if "console_url" in m else ""
+        common = self._common(m, path)
         cafile = self.ck.string(m["cafile"], (*path, "cafile")) if "cafile" in m else None
         username = self._secret(m, "username_env", path, "the SMTP user")
         password = self._secret(m, "password_env", path, "the SMTP password")
-        if None in (host, sender, to, port, timeout, lang, console):
+        if host is None or sender is None or to is None or port is None or common is None:
             return None
-        assert host is not None and sender is not None and to is not None and port is not None
-        s = EmailSettings(host, int(port), sender, tuple(to), starttls, username, password, lang or "zh",
-                          console or "", timeout or 10.0, cafile)
-        for problem in s.problems():
-            field_name, _, message = problem.partition(": ")
-            self.ck.report((*path, {"to": "to", "timeout_s": "timeout"}.get(field_name, field_name)), message)
-        return s
+        lang, console, timeout = common
+        return self._checked(EmailSettings(host, int(port), sender, tuple(to), starttls, username, password, lang,
+                                           console, timeout, cafile), path)
 
-    def _webhook(self, value: Any, path: PathKey) -> WebhookSettings | None:
+    def _webhook(self, value: Any, path: PathKey) -> Channel | None:
         m = self.ck.mapping(value, path, ("url", "secret_env", "timeout"), ("url",))
         if m is None or "url" not in m:
             return None
@@ -277,11 +279,7 @@ class _Reader:
         timeout = self.ck.duration(m["timeout"], (*path, "timeout")) if "timeout" in m else 10.0
         if url is None or timeout is None:
             return None
-        s = WebhookSettings(url, secret, timeout)
-        for problem in s.problems():
-            where = (*path, "url") if problem.startswith("url") else (*path, "timeout")
-            self.ck.report(where, problem.split(": ", 1)[1])
-        return s
+        return self._checked(WebhookSettings(url, secret, timeout), path)
 
     def _route(self, value: Any, path: PathKey, parent: str | None) -> Route | None:
         m = self.ck.mapping(value, path, ("receiver", "match", "continue", "routes"),
