@@ -34,48 +34,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lifeline.alerting.matchers import LEVELS, MATCH_KEYS, Match, match_from
+from lifeline.alerting.silences import DAYS, Weekly, Window
 from lifeline.config.yamlmarks import Checker, Document, PathKey, Problem, did_you_mean, load_yaml
 from lifeline.errors import ConfigError
 from lifeline.model import AlertEvent, Level
 from lifeline.notifiers.base import Notifier
 from lifeline.notifiers.email import EmailNotifier, EmailSettings
+from lifeline.notifiers.log import LogNotifier, LogSettings
 from lifeline.notifiers.mqtt import MqttNotifier, MqttNotifySettings
 from lifeline.notifiers.robots import ROBOTS, RobotSettings, robot_notifier
 from lifeline.notifiers.webhook import WebhookNotifier, WebhookSettings
 
-Channel = WebhookSettings | EmailSettings | RobotSettings | MqttNotifySettings
-CHANNELS = ("webhook", "email", "dingtalk", "wecom", "feishu", "mqtt")
-MATCH_KEYS = ("domain", "kind", "level", "district", "rule", "sensor", "owner", "labels")
-LEVELS = {lv.colour: lv for lv in Level}
-
-
-@dataclass(frozen=True)
-class Match:
-    """All must hold. ``level_min``: at least this level; ``rule_prefix``: the rule starts with it."""
-
-    fields: tuple[tuple[str, str], ...] = ()  # (event attribute, value) equalities
-    level_min: Level | None = None
-    rule_prefix: str | None = None
-    labels: tuple[tuple[str, str], ...] = ()
-
-    def __call__(self, e: AlertEvent, labels: Mapping[str, str]) -> bool:
-        for k, v in self.fields:
-            if _attr(e, k) != v:
-                return False
-        if self.level_min is not None and e.level < self.level_min:
-            return False
-        if self.rule_prefix is not None and not e.rule.startswith(self.rule_prefix):
-            return False
-        return all(labels.get(k) == v for k, v in self.labels)
-
-
-def _attr(e: AlertEvent, key: str) -> str:
-    if key == "level":
-        return e.level.colour
-    if key == "kind":
-        return e.kind.value
-    return str(getattr(e, key))
+EQUAL_KEYS = ("sensor", "subject", "district", "domain", "rule", "owner")
+Channel = WebhookSettings | EmailSettings | RobotSettings | MqttNotifySettings | LogSettings
+CHANNELS = ("webhook", "email", "dingtalk", "wecom", "feishu", "mqtt", "log")
 
 
 @dataclass(frozen=True)
@@ -84,29 +59,69 @@ class Route:
     match: Match = field(default_factory=Match)
     cont: bool = False
     routes: tuple[Route, ...] = ()
+    escalate_to: tuple[str, ...] = ()  # who hears an alert nobody acknowledged in time, step by step (inherited)
+
+    def takers(self, e: AlertEvent, labels: Mapping[str, str]) -> list[Route]:
+        """The nodes under this one (which matches ``e``) whose receivers take it, in tree order."""
+        out: list[Route] = []
+        for child in self.routes:
+            if child.match(e, labels):
+                out.extend(child.takers(e, labels))
+                if not child.cont:
+                    break
+        return out or [self]
 
     def receivers(self, e: AlertEvent, labels: Mapping[str, str]) -> list[str]:
         """The receivers of ``e`` under this node (which matches it), in tree order, each once."""
-        out: list[str] = []
-        taken = False
-        for child in self.routes:
-            if child.match(e, labels):
-                taken = True
-                for r in child.receivers(e, labels):
-                    if r not in out:
-                        out.append(r)
-                if not child.cont:
-                    break
-        return out if taken else [self.receiver]
+        return list(dict.fromkeys(n.receiver for n in self.takers(e, labels)))
+
+
+@dataclass(frozen=True)
+class Inhibit:
+    """While at least ``min_sources`` open alerts match ``source`` and agree with the target on every ``equal``
+    attribute, a transition matching ``target`` is not sent (recorded ``inhibited``). An alert never
+    inhibits itself."""
+
+    source: Match
+    target: Match
+    equal: tuple[str, ...] = ()
+    min_sources: int = 1
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Noise:
+    """How quiet delivery is (docs/delivery.md, "Noise control")."""
+
+    resolve_hold_s: float = 120.0  # a "resolved" waits this long: a re-fire within it is a bounce, not news
+    flap_window_s: float = 1800.0  # flapping: at least flap_changes fire/resolve changes within this window ...
+    flap_changes: int = 6
+    flap_quiet_s: float = 900.0  # ... and it ends after this long without a change
+
+
+DEFAULT_ACK_DEADLINE: Mapping[Level, float] = {Level.RED: 300.0, Level.ORANGE: 900.0, Level.YELLOW: 3600.0,
+                                               Level.BLUE: 14_400.0}
 
 
 @dataclass(frozen=True)
 class Routing:
     route: Route
     receivers: Mapping[str, Channel]  # the channels, by receiver name
+    noise: Noise = field(default_factory=Noise)
+    inhibit: tuple[Inhibit, ...] = ()
+    maintenance: tuple[Window, ...] = ()
+    ack_deadline: Mapping[Level, float] = field(default_factory=lambda: dict(DEFAULT_ACK_DEADLINE))
+    approval: Mapping[str, frozenset[Level]] = field(default_factory=dict)  # receiver -> levels needing approval
 
     def receivers_for(self, e: AlertEvent, labels: Mapping[str, str] | None = None) -> list[str]:
         return self.route.receivers(e, labels or {})
+
+    def escalation_for(self, e: AlertEvent, labels: Mapping[str, str] | None = None) -> list[str]:
+        """The escalation chain of the routes that take ``e``, in order, each receiver once."""
+        return list(dict.fromkeys(r for n in self.route.takers(e, labels or {}) for r in n.escalate_to))
+
+    def needs_approval(self, receiver: str, level: Level) -> bool:
+        return level in self.approval.get(receiver, frozenset())
 
     def notifiers(self) -> dict[str, Notifier]:
         return {name: _notifier(s) for name, s in self.receivers.items()}
@@ -119,6 +134,8 @@ def _notifier(s: Channel) -> Notifier:
         return EmailNotifier(s)
     if isinstance(s, MqttNotifySettings):
         return MqttNotifier(s)
+    if isinstance(s, LogSettings):
+        return LogNotifier(s)
     return robot_notifier(s)
 
 
@@ -145,16 +162,152 @@ class _Reader:
     def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
         self.doc, self.env, self.ck = doc, env, Checker(doc)
         self.names: set[str] = set()
+        self.approval: dict[str, frozenset[Level]] = {}
 
     def read(self) -> tuple[Routing | None, list[Problem]]:
-        top = self.ck.mapping(self.doc.data, (), ("receivers", "route"), ("receivers", "route"))
+        top = self.ck.mapping(self.doc.data, (), ("receivers", "route", "noise", "inhibit", "maintenance",
+                                                  "ack_deadline"), ("receivers", "route"))
         if top is None or "receivers" not in top or "route" not in top:
             return None, self.ck.problems
         receivers = self._receivers(top["receivers"], ("receivers",))
-        route = self._route(top["route"], ("route",), None)
+        route = self._route(top["route"], ("route",), None, ())
+        noise = self._noise(top["noise"], ("noise",)) if "noise" in top else Noise()
+        inhibit = self._inhibit(top["inhibit"], ("inhibit",)) if "inhibit" in top else ()
+        maintenance = self._maintenance(top["maintenance"], ("maintenance",)) if "maintenance" in top else ()
+        deadlines = dict(DEFAULT_ACK_DEADLINE)
+        if "ack_deadline" in top:
+            deadlines.update(self._deadlines(top["ack_deadline"], ("ack_deadline",)))
         if route is None or self.ck.problems:
             return None, self.ck.problems
-        return Routing(route, receivers), []
+        return Routing(route, receivers, noise, inhibit, maintenance, deadlines, self.approval), []
+
+    def _noise(self, value: Any, path: PathKey) -> Noise:
+        m = self.ck.mapping(value, path, ("resolve_hold", "flapping"))
+        if m is None:
+            return Noise()
+        hold = self.ck.duration(m["resolve_hold"], (*path, "resolve_hold")) if "resolve_hold" in m else None
+        d = Noise()
+        window, changes, quiet = d.flap_window_s, d.flap_changes, d.flap_quiet_s
+        if "flapping" in m:
+            fp = (*path, "flapping")
+            f = self.ck.mapping(m["flapping"], fp, ("window", "changes", "quiet"))
+            if f is not None:
+                window = (self.ck.duration(f["window"], (*fp, "window")) if "window" in f else None) or window
+                n = self.ck.number(f["changes"], (*fp, "changes"), minimum=2) if "changes" in f else None
+                changes = int(n) if n is not None else changes
+                quiet = (self.ck.duration(f["quiet"], (*fp, "quiet")) if "quiet" in f else None) or quiet
+        return Noise(d.resolve_hold_s if hold is None else hold, window, changes, quiet)
+
+    def _inhibit(self, value: Any, path: PathKey) -> tuple[Inhibit, ...]:
+        if not isinstance(value, list):
+            self.ck.report(path, "expected a list of inhibition rules (source, target, equal)")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            p = (*path, i)
+            m = self.ck.mapping(item, p, ("name", "source", "target", "equal", "min_sources"), ("source", "target"))
+            if m is None or "source" not in m or "target" not in m:
+                continue
+            source = self._match(m["source"], (*p, "source"))
+            target = self._match(m["target"], (*p, "target"))
+            equal = self.ck.strings(m["equal"], (*p, "equal")) if "equal" in m else []
+            for j, key in enumerate(equal or []):
+                if key not in EQUAL_KEYS:
+                    self.ck.report((*p, "equal", j), f"unknown attribute {key!r} (one of {', '.join(EQUAL_KEYS)})")
+            n = self.ck.number(m["min_sources"], (*p, "min_sources"), minimum=1) if "min_sources" in m else 1.0
+            name = self.ck.string(m["name"], (*p, "name")) if "name" in m else f"inhibit[{i}]"
+            if source is not None and target is not None and equal is not None and n is not None and name:
+                out.append(Inhibit(source, target, tuple(equal), int(n), name))
+        return tuple(out)
+
+    def _maintenance(self, value: Any, path: PathKey) -> tuple[Window, ...]:
+        if not isinstance(value, list):
+            self.ck.report(path, "expected a list of maintenance windows")
+            return ()
+        out = []
+        keys = ("name", "match", "polygon", "days", "start", "duration", "timezone", "by", "reason")
+        for i, item in enumerate(value):
+            p = (*path, i)
+            m = self.ck.mapping(item, p, keys, ("name", "days", "start", "duration", "by", "reason"))
+            if m is None or not {"name", "days", "start", "duration", "by", "reason"} <= set(m):
+                continue
+            name = self.ck.string(m["name"], (*p, "name"))
+            by = self.ck.string(m["by"], (*p, "by"))
+            reason = self.ck.string(m["reason"], (*p, "reason"))
+            match = self._match(m["match"], (*p, "match")) if "match" in m else Match()
+            polygon = self._polygon(m["polygon"], (*p, "polygon")) if "polygon" in m else None
+            days = self.ck.strings(m["days"], (*p, "days"))
+            day_set: set[int] = set()
+            for j, d in enumerate(days or []):
+                if d.lower() not in DAYS:
+                    self.ck.report((*p, "days", j), f"unknown day {d!r} (mon, tue, wed, thu, fri, sat, sun)")
+                else:
+                    day_set.add(DAYS.index(d.lower()))
+            start = self._clock_time(m["start"], (*p, "start"))
+            duration = self.ck.duration(m["duration"], (*p, "duration"))
+            tz = self.ck.string(m["timezone"], (*p, "timezone")) if "timezone" in m else "Asia/Shanghai"
+            if tz is not None:
+                try:
+                    ZoneInfo(tz)
+                except (ZoneInfoNotFoundError, ValueError):
+                    self.ck.report((*p, "timezone"), f"unknown time zone {tz!r} (an IANA name like Asia/Shanghai)")
+                    tz = None
+            if None in (name, by, reason, match, days, start, duration, tz) or (duration is not None and
+                                                                                not duration > 0):
+                if duration is not None and not duration > 0:
+                    self.ck.report((*p, "duration"), "must be positive")
+                continue
+            assert name and by and reason and match is not None and start is not None and duration and tz
+            out.append(Window(name, match, by, reason, polygon=polygon,
+                              weekly=Weekly(frozenset(day_set), start, duration, tz), kind="maintenance"))
+        return tuple(out)
+
+    def _clock_time(self, value: Any, path: PathKey) -> float | None:
+        text = self.ck.string(value, path)
+        if text is None:
+            return None
+        hh, _, mm = text.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60 and len(mm) == 2):
+            self.ck.report(path, f"expected a local time of day like '02:00' (got {text!r})")
+            return None
+        return int(hh) * 3600.0 + int(mm) * 60.0
+
+    def _polygon(self, value: Any, path: PathKey) -> tuple[tuple[float, float], ...] | None:
+        """A ring of [lon, lat] points (at least 3), as in GeoJSON."""
+        if not isinstance(value, list) or len(value) < 3:
+            self.ck.report(path, "expected a polygon: a list of at least 3 [lon, lat] points")
+            return None
+        ring = []
+        for j, pt in enumerate(value):
+            if (not isinstance(pt, list) or len(pt) != 2 or not all(isinstance(c, int | float) and
+                                                                    not isinstance(c, bool) for c in pt)
+                    or not (-180 <= pt[0] <= 180 and -90 <= pt[1] <= 90)):
+                self.ck.report((*path, j), f"expected a [lon, lat] point in degrees (got {pt!r})")
+                return None
+            ring.append((float(pt[0]), float(pt[1])))
+        return tuple(ring)
+
+    def _deadlines(self, value: Any, path: PathKey) -> dict[Level, float]:
+        m = self.ck.mapping(value, path, tuple(LEVELS))
+        out: dict[Level, float] = {}
+        for k, v in (m or {}).items():
+            d = self.ck.duration(v, (*path, k))
+            if k in LEVELS and d is not None:
+                if d > 0:
+                    out[LEVELS[k]] = d
+                else:
+                    self.ck.report((*path, k), "must be positive")
+        return out
+
+    def _levels(self, value: Any, path: PathKey) -> frozenset[Level] | None:
+        names = self.ck.strings(value, path)
+        if names is None:
+            return None
+        bad = [n for n in names if n not in LEVELS]
+        if bad:
+            self.ck.report(path, f"unknown level {bad[0]!r} (blue, yellow, orange, red)")
+            return None
+        return frozenset(LEVELS[n] for n in names)
 
     def _receivers(self, value: Any, path: PathKey) -> dict[str, Channel]:
         out: dict[str, Channel] = {}
@@ -163,7 +316,7 @@ class _Reader:
             return out
         for i, item in enumerate(value):
             p = (*path, i)
-            m = self.ck.mapping(item, p, ("name", *CHANNELS), ("name",))
+            m = self.ck.mapping(item, p, ("name", "approval", *CHANNELS), ("name",))
             if m is None or "name" not in m:
                 continue
             channels = [k for k in CHANNELS if k in m]
@@ -175,6 +328,10 @@ class _Reader:
             if name in out or name in self.names:
                 self.ck.report((*p, "name"), f"receiver {name!r} is defined twice")
             self.names.add(name)
+            if "approval" in m:
+                levels = self._levels(m["approval"], (*p, "approval"))
+                if levels:
+                    self.approval[name] = levels
             channel: Channel | None = None
             if "webhook" in m:
                 channel = self._webhook(m["webhook"], (*p, "webhook"))
@@ -182,6 +339,8 @@ class _Reader:
                 channel = self._email(m["email"], (*p, "email"))
             elif "mqtt" in m:
                 channel = self._mqtt(m["mqtt"], (*p, "mqtt"))
+            elif "log" in m:
+                channel = self._log(m["log"], (*p, "log"))
             else:
                 kind = next((k for k in ROBOTS if k in m), None)
                 if kind is not None:
@@ -235,6 +394,17 @@ class _Reader:
         return self._checked(MqttNotifySettings(host, int(port), topic, client_id, username, password, lang, console,
                                                 timeout), path)
 
+    def _log(self, value: Any, path: PathKey) -> Channel | None:
+        m = self.ck.mapping(value if value is not None else {}, path, ("path", "lang", "console_url"))
+        if m is None:
+            return None
+        file = self.ck.string(m["path"], (*path, "path")) if "path" in m else ""
+        common = self._common(m, path)
+        if file is None or common is None:
+            return None
+        lang, console, _ = common
+        return self._checked(LogSettings(file, lang, console), path)
+
     def _robot(self, kind: str, value: Any, path: PathKey) -> Channel | None:
         m = self.ck.mapping(value, path, ("url_env", "secret_env", "lang", "console_url", "timeout"), ("url_env",))
         if m is None or "url_env" not in m:
@@ -281,8 +451,8 @@ class _Reader:
             return None
         return self._checked(WebhookSettings(url, secret, timeout), path)
 
-    def _route(self, value: Any, path: PathKey, parent: str | None) -> Route | None:
-        m = self.ck.mapping(value, path, ("receiver", "match", "continue", "routes"),
+    def _route(self, value: Any, path: PathKey, parent: str | None, chain: tuple[str, ...]) -> Route | None:
+        m = self.ck.mapping(value, path, ("receiver", "match", "continue", "routes", "escalate_to"),
                             ("receiver",) if parent is None else ())
         if m is None:
             return None
@@ -294,6 +464,12 @@ class _Reader:
                 self.ck.report((*path, "receiver"), f"unknown receiver {receiver!r}{hint}")
         if receiver is None:
             return None
+        if "escalate_to" in m:
+            names = self.ck.strings(m["escalate_to"], (*path, "escalate_to")) or []
+            for j, n in enumerate(names):
+                if n not in self.names:
+                    self.ck.report((*path, "escalate_to", j), f"unknown receiver {n!r}{did_you_mean(n, self.names)}")
+            chain = tuple(names)
         match = self._match(m["match"], (*path, "match")) if "match" in m else Match()
         if parent is None and "match" in m:
             self.ck.report((*path, "match"), "the root route takes every alert: it has no match")
@@ -307,46 +483,18 @@ class _Reader:
                 self.ck.report((*path, "routes"), "expected a list of routes")
             else:
                 for i, child in enumerate(m["routes"]):
-                    r = self._route(child, (*path, "routes", i), receiver)
+                    r = self._route(child, (*path, "routes", i), receiver, chain)
                     if r is not None:
                         children.append(r)
-        return Route(receiver, match or Match(), cont, tuple(children))
+        return Route(receiver, match or Match(), cont, tuple(children), chain)
 
     def _match(self, value: Any, path: PathKey) -> Match | None:
         m = self.ck.mapping(value, path, MATCH_KEYS)
         if m is None:
             return None
-        fields: list[tuple[str, str]] = []
-        level_min: Level | None = None
-        prefix: str | None = None
-        labels: list[tuple[str, str]] = []
-        for k, v in m.items():
-            p = (*path, k)
-            if k == "labels":
-                lm = self.ck.mapping(v, p, tuple(v) if isinstance(v, dict) else ())
-                for lk, lv in (lm or {}).items():
-                    labels.append((lk, str(lv)))
-                continue
-            if k not in MATCH_KEYS:
-                continue
-            text = self.ck.string(v, p)
-            if text is None:
-                continue
-            if k == "level":
-                name = text[2:].strip() if text.startswith(">=") else text
-                if name not in LEVELS:
-                    self.ck.report(p, f"unknown level {name!r} (blue, yellow, orange, red; or '>=orange')")
-                elif text.startswith(">="):
-                    level_min = LEVELS[name]
-                else:
-                    fields.append(("level", name))
-            elif k == "kind" and text not in ("safety", "health", "nodata"):
-                self.ck.report(p, f"unknown kind {text!r} (safety, health or nodata)")
-            elif k == "rule" and text.endswith("*"):
-                prefix = text[:-1]
-            else:
-                fields.append((k, text))
-        return Match(tuple(fields), level_min, prefix, tuple(labels))
+        if isinstance(m.get("labels"), dict):
+            self.ck.mapping(m["labels"], (*path, "labels"), tuple(m["labels"]))
+        return match_from(m, lambda key, msg: self.ck.report((*path, *key), msg))
 
 
 def labels_of(registry: Any) -> Callable[[str], Mapping[str, str]]:
@@ -355,5 +503,15 @@ def labels_of(registry: Any) -> Callable[[str], Mapping[str, str]]:
     def get(sid: str) -> Mapping[str, str]:
         s = registry.get(sid)
         return s.labels if s is not None else {}
+
+    return get
+
+
+def positions_of(registry: Any) -> Callable[[str], tuple[float, float] | None]:
+    """sensor id -> its registered (lon, lat) (None for an unknown sensor): for polygon silences."""
+
+    def get(sid: str) -> tuple[float, float] | None:
+        s = registry.get(sid)
+        return (s.lon, s.lat) if s is not None else None
 
     return get

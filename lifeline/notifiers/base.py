@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from lifeline.model import AlertEvent
 
 
-def notification_key(alert_id: str, seq: int, receiver: str) -> str:
-    """The idempotency key of one transition for one receiver (stable across restarts and replays)."""
-    return hashlib.sha1(f"{alert_id}|{seq}|{receiver}".encode(), usedforsecurity=False).hexdigest()[:24]
+def notification_key(alert_id: str, seq: int, receiver: str, tag: str = "") -> str:
+    """The idempotency key of one transition for one receiver (stable across restarts and replays); ``tag``
+    names a notice that is not a transition of its own (``flapping@<ts>``, ``overdue1``)."""
+    material = f"{alert_id}|{seq}|{receiver}" + (f"|{tag}" if tag else "")
+    return hashlib.sha1(material.encode(), usedforsecurity=False).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,9 @@ class Notification:
     alert: str  # the alert id
     seq: int  # the transition
     created: float  # epoch seconds: when the outbox took it (the same on every retry)
-    payload: dict[str, Any] = field(compare=False)  # the alert event (AlertEvent.to_dict())
+    payload: dict[str, Any] = field(compare=False)  # the alert event (AlertEvent.to_dict()), maybe with a "notice"
+    state: str = "pending"  # as stored: pending, or why it is not sent (silenced, inhibited, flapping, ...)
+    note: str = ""  # why (the silence, the inhibiting alert), for operators
 
     @classmethod
     def of(cls, event: AlertEvent, receiver: str, created: float) -> Notification:

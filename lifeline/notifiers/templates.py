@@ -20,8 +20,10 @@ LEVEL_WORDS = {
            "blue": "BLUE (level 4)"},
 }
 EVENT_WORDS = {
-    "zh": {"fired": "预警发布", "escalated": "预警升级", "deescalated": "预警降级", "resolved": "预警解除"},
-    "en": {"fired": "alert", "escalated": "escalated", "deescalated": "de-escalated", "resolved": "resolved"},
+    "zh": {"fired": "预警发布", "escalated": "预警升级", "deescalated": "预警降级", "resolved": "预警解除",
+           "flapping": "状态频繁变化", "flapping_ended": "状态频繁变化结束", "overdue": "预警未确认"},
+    "en": {"fired": "alert", "escalated": "escalated", "deescalated": "de-escalated", "resolved": "resolved",
+           "flapping": "flapping", "flapping_ended": "flapping ended", "overdue": "not acknowledged"},
 }
 KIND_WORDS = {
     "zh": {"safety": "安全", "health": "设备", "nodata": "离线"},
@@ -31,6 +33,33 @@ _LABELS = {
     "zh": ("级别", "地点", "监测值", "规则", "处置预案", "确认预警", "时间"),
     "en": ("Level", "Place", "Value", "Rule", "Playbook", "Acknowledge", "Time"),
 }
+
+
+def _minutes(seconds: object) -> str:
+    return f"{float(seconds) / 60:g}" if isinstance(seconds, int | float) else "?"
+
+
+def _notice(notice: object, lang: str) -> list[str]:
+    """The line that explains a notice from noise control or escalation (none for a plain transition)."""
+    if not isinstance(notice, Mapping):
+        return []
+    kind = notice.get("kind")
+    zh = lang == "zh"
+    if kind == "flapping":
+        n, w, q = notice.get("changes"), _minutes(notice.get("window_s")), _minutes(notice.get("quiet_s"))
+        return [f"{w} 分钟内状态变化 {n} 次：暂停逐条通知，平稳 {q} 分钟后再报告（升级仍立即通知）。" if zh else
+                f"It changed state {n} times within {w} min: further changes are held until it has been quiet "
+                f"for {q} min (an escalation is still sent at once)."]
+    if kind == "flapping_ended":
+        q = _minutes(notice.get("quiet_s"))
+        return [f"已平稳 {q} 分钟，以上为当前状态。" if zh else f"Quiet for {q} min; this is its current state."]
+    if kind == "overdue":
+        m, step = _minutes(notice.get("deadline_s")), notice.get("step")
+        to = "、".join(notice.get("escalated_to") or []) if zh else ", ".join(notice.get("escalated_to") or [])
+        if zh:
+            return [f"发布后 {m} 分钟内无人确认（第 {step} 次提醒）" + (f"，已升级至：{to}。" if to else "。")]
+        return [f"Not acknowledged within {m} min (reminder {step})" + (f"; escalated to {to}." if to else ".")]
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +84,7 @@ def render(alert: Mapping[str, Any], lang: str = "zh", console_url: str = "") ->
     base = console_url.rstrip("/")
     lines = [
         str(alert.get("message") or name),
+        *_notice(alert.get("notice"), lang),
         "",
         f"{lab[0]}: {lv} · {ev} · {kd}",
         f"{lab[1]}: {place}",

@@ -42,7 +42,7 @@ class District:
 
     def contains(self, lon: float, lat: float) -> bool:
         """Point-in-polygon (even-odd) over every outer ring; holes are ignored."""
-        return any(_in_ring(ring, lon, lat) for ring in (self.parts or (self.polygon,)))
+        return any(in_ring(ring, lon, lat) for ring in (self.parts or (self.polygon,)))
 
 
 class Registry:
@@ -104,7 +104,8 @@ def _numeric(labels: Mapping[str, str]) -> dict[str, float]:
     return out
 
 
-def _in_ring(ring: Ring, lon: float, lat: float) -> bool:
+def in_ring(ring: Ring, lon: float, lat: float) -> bool:
+    """Is (lon, lat) inside the ring of (lon, lat) points? (even-odd rule; district polygons, silence areas)"""
     inside = False
     n = len(ring)
     for i in range(n):
