@@ -25,6 +25,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from lifeline.alerting.escalation import Escalator
 from lifeline.clock import Clock, SystemClock
 from lifeline.notifiers.base import DeliveryError, Notification, Notifier
 from lifeline.sinks.store import AlertStore
@@ -41,7 +42,8 @@ class Dispatcher:
 
     def __init__(self, store_path: str | Path, notifiers: Mapping[str, Notifier], *, clock: Clock | None = None,
                  retry_initial_s: float = 2.0, retry_max_s: float = 300.0, ttl_s: float = 86_400.0,
-                 poll_s: float = 0.5, batch: int = 100) -> None:
+                 poll_s: float = 0.5, batch: int = 100, escalator: Escalator | None = None,
+                 escalate_every_s: float = 5.0) -> None:
         if not 0 < retry_initial_s <= retry_max_s:
             raise ValueError(f"need 0 < retry_initial_s <= retry_max_s (got {retry_initial_s}, {retry_max_s})")
         if not ttl_s > 0 or not poll_s > 0 or batch < 1:
@@ -52,12 +54,16 @@ class Dispatcher:
         self.clock = clock or SystemClock()
         self.retry_initial_s, self.retry_max_s, self.ttl_s = retry_initial_s, retry_max_s, ttl_s
         self.poll_s, self.batch = poll_s, batch
+        self.escalator, self.escalate_every_s = escalator, escalate_every_s
         self._rest: dict[str, float] = {}  # receiver -> no attempt before this time (after a failure)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def run_once(self) -> int:
-        """Run every lane once (the receivers', then the one for unknown receivers); the number attempted."""
+        """Take due escalation steps, then run every lane once (the receivers', then the one for unknown
+        receivers); the number of deliveries attempted."""
+        if self.escalator is not None:
+            self.escalator.run_once(self.store)
         return sum(self._round(self.store, r) for r in (*sorted(self.notifiers), None))
 
     def _round(self, store: AlertStore, receiver: str | None) -> int:
@@ -111,6 +117,22 @@ class Dispatcher:
                                  daemon=True)
             t.start()
             self._threads.append(t)
+        if self.escalator is not None:
+            t = threading.Thread(target=self._escalate, name="outbox-escalation", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _escalate(self) -> None:
+        assert self.escalator is not None
+        store = AlertStore(self.store_path)
+        try:
+            while not self._stop.wait(self.escalate_every_s):
+                try:
+                    self.escalator.run_once(store)
+                except Exception:  # log, try again next round; never die silently
+                    log.exception("escalation round failed")
+        finally:
+            store.close()
 
     def _run(self, receiver: str | None) -> None:
         store = AlertStore(self.store_path)  # a connection per thread

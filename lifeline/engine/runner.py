@@ -38,20 +38,21 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import orjson
 
+from lifeline.alerting.escalation import Escalator
 from lifeline.alerting.outbox import Dispatcher
-from lifeline.alerting.routing import Routing, labels_of
+from lifeline.alerting.policy import Decisions, Policy
+from lifeline.alerting.routing import Routing, labels_of, positions_of
 from lifeline.clock import Clock, SystemClock
 from lifeline.codec import Limits, decode, decode_line
 from lifeline.engine.processor import Engine, EngineOutput
 from lifeline.metrics import RunnerMetrics
 from lifeline.model import AlertEvent, DeadLetter, Reading
-from lifeline.notifiers.base import Notification
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
 from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
@@ -92,6 +93,7 @@ class RunConfig:
     influxdb_readings: bool = True  # write the readings too, not only the alert events
     metrics_addr: tuple[str, int] | None = None  # serve Prometheus /metrics here (port 0: any free one)
     routing: Routing | None = None  # who hears which alert transition (lifeline/alerting/routing.py); None: nobody
+    notify_retry_max_s: float = 300.0  # the outbox's longest wait between attempts at a failing receiver
 
 
 @dataclass(slots=True)
@@ -129,6 +131,9 @@ class Runner:
         self.metrics: RunnerMetrics | None = None
         self.dispatcher: Dispatcher | None = None
         self._labels = labels_of(registry)
+        self.policy = None if config.routing is None else Policy(
+            config.routing, labels=self._labels, position=positions_of(registry))
+        self._silences_version = -1
         self.metrics_port: int | None = None  # the port /metrics is served on, once started
         self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
         self._snap_offset = 0  # ... and the journal offset it reflects
@@ -160,7 +165,9 @@ class Runner:
             log.info("metrics on http://%s:%d/metrics", cfg.metrics_addr[0], self.metrics_port)
         self._restore()
         if cfg.routing is not None:  # after the restore: a replay may have queued notifications
-            self.dispatcher = Dispatcher(cfg.db_path, cfg.routing.notifiers(), clock=self.clock)
+            escalator = Escalator(cfg.routing, labels=self._labels, clock=self.clock)
+            self.dispatcher = Dispatcher(cfg.db_path, cfg.routing.notifiers(), clock=self.clock, escalator=escalator,
+                                         retry_max_s=cfg.notify_retry_max_s)
             self.dispatcher.start()
         self.source.start(wait_s=cfg.connect_timeout_s)
         now = self.clock.monotonic()
@@ -179,7 +186,7 @@ class Runner:
         committed = max(self.store.committed_offset() or 0, cp.journal_offset)
         if self.journal is None:
             self._committed = committed
-            self.engine.restore(self._snap)
+            self._restore_state(self._snap)
             return
         if offset > committed:
             log.info("journal %s: cutting %d bytes written after the last commit (they will be redelivered)",
@@ -200,7 +207,7 @@ class Runner:
     def _rewind(self) -> int:
         """Put the engine in the state of the last commit: the checkpoint, then the journal from the
         checkpoint's offset to the committed offset replayed through it. Returns the lines replayed."""
-        self.engine.restore(self._snap)
+        self._restore_state(self._snap)
         if self.journal is None or self._committed <= self._snap_offset:
             return 0
         start, end = self._snap_offset, self._committed
@@ -234,8 +241,9 @@ class Runner:
         if batch:
             derived.extend(self.engine.process(batch).events)
         events = len(derived)
-        missing = self.store.commit_batch(derived, notifications=self._notifications(derived)) \
-            if derived and self.store else 0
+        decided = self._decide(derived)
+        missing = self.store.commit_batch(derived, notifications=decided.notifications, marks=decided.marks) \
+            if (derived or decided.notifications) and self.store else 0
         if missing:
             log.warning("journal replay re-derived %d alert events missing from the store; stored them now "
                         "(not published)", missing)
@@ -246,7 +254,7 @@ class Runner:
     def _checkpoint(self, offset: int) -> None:
         """Store a checkpoint of the engine's current state, which reflects the journal up to ``offset``."""
         assert self.store is not None
-        snap = self.engine.snapshot()
+        snap = self._state()
         self.store.commit_batch([], snapshot=snap, journal_offset=offset, now=self.clock.now())
         self._snap, self._snap_offset, self._committed = snap, offset, offset
         self._checkpoint_at = self.clock.monotonic()
@@ -384,13 +392,14 @@ class Runner:
         assert self.store is not None
         mono = self.clock.monotonic()
         due = self.journal is None or mono - self._checkpoint_at >= self.config.checkpoint_interval_s
-        snap = self.engine.snapshot() if due else None
+        decided = self._decide(events)
+        snap = self._state() if due else None
         before = self.journal.offset if self.journal else 0
         try:
             offset = self.journal.append(journal) if self.journal and journal else before
             self.store.commit_batch(events, dead_counts=Counter(d.reason for d in dead), snapshot=snap,
                                     journal_offset=offset, now=self.clock.now(), committed_offset=offset,
-                                    notifications=self._notifications(events))
+                                    notifications=decided.notifications, marks=decided.marks)
         except BaseException:
             # Undo: the engine and the journal go back to the last committed state.
             if self.journal:
@@ -401,13 +410,40 @@ class Runner:
         if snap is not None:
             self._snap, self._snap_offset, self._checkpoint_at = snap, offset, mono
 
-    def _notifications(self, events: Sequence[AlertEvent]) -> list[Notification]:
-        """The outbox rows for these events: one per (transition, receiver) the routing tree names."""
-        routing = self.config.routing
-        if routing is None or not events:
-            return []
+    def _state(self) -> dict[str, Any]:
+        """The checkpoint: the engine's snapshot, with the notification policy's under ``notify``."""
+        snap = self.engine.snapshot()
+        if self.policy is not None:
+            snap["notify"] = self.policy.snapshot()
+        return snap
+
+    def _restore_state(self, snap: Mapping[str, Any]) -> None:
+        self.engine.restore(snap)
+        if self.policy is not None:
+            self.policy.restore(snap.get("notify"))
+
+    def _decide(self, events: Sequence[AlertEvent]) -> Decisions:
+        """The outbox rows for these events (sent or, with the reason, held) and the alerts' suppression marks:
+        the routing tree names the receivers, the noise policy decides (lifeline/alerting/policy.py). Then the
+        engine's clock releases what waited for it (a held "resolved", the end of flapping)."""
+        if self.policy is None:
+            return Decisions()
         now = self.clock.now()
-        return [Notification.of(e, r, now) for e in events for r in routing.receivers_for(e, self._labels(e.sensor))]
+        self._refresh_silences()
+        out = self.policy.process(events, now)
+        if self.engine.watermark is not None:
+            later = self.policy.advance(self.engine.watermark, now)
+            out.notifications.extend(later.notifications)
+            out.marks.update(later.marks)
+        return out
+
+    def _refresh_silences(self) -> None:
+        """Re-read the silences when one was added or ended (a cheap version check per batch)."""
+        assert self.store is not None and self.policy is not None
+        version = self.store.silences_version()
+        if version != self._silences_version:
+            self.policy.set_silences(self.store.silences(include_expired=True))
+            self._silences_version = version
 
     def _deliver(self, events: Sequence[AlertEvent], dead: Sequence[DeadLetter],
                  readings: Sequence[Reading] = ()) -> None:

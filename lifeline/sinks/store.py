@@ -13,6 +13,7 @@ with actor and reason; ``history`` merges both. This module must never talk to t
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,13 +23,16 @@ from typing import Any
 
 import orjson
 
+from lifeline.alerting.matchers import Match, match_from
+from lifeline.alerting.silences import Window
 from lifeline.errors import StoreError
 from lifeline.model import AlertEvent, EventKind, Level
 from lifeline.notifiers.base import Notification
+from lifeline.timefmt import rfc3339
 
 __all__ = ["AlertRow", "AlertStore", "Checkpoint", "HistoryEntry", "OutboxRow", "StoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +50,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     level_n INTEGER NOT NULL, state TEXT NOT NULL, last_event TEXT NOT NULL, started REAL NOT NULL,
     updated REAL NOT NULL, value REAL, message TEXT NOT NULL, title TEXT NOT NULL, owner TEXT NOT NULL,
     playbook TEXT NOT NULL, acked_by TEXT, acked_at REAL, ack_reason TEXT,
-    resolved_by TEXT, resolved_at REAL
+    resolved_by TEXT, resolved_at REAL, suppressed TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, level_n);
 CREATE TABLE IF NOT EXISTS alert_actions (
@@ -62,10 +66,29 @@ CREATE TABLE IF NOT EXISTS deadletters (reason TEXT PRIMARY KEY, count INTEGER N
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY, receiver TEXT NOT NULL, alert TEXT NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
     payload BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at REAL NOT NULL,
-    last_error TEXT NOT NULL, done_at REAL
+    last_error TEXT NOT NULL, done_at REAL, note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY, match TEXT NOT NULL, polygon TEXT, starts REAL NOT NULL, ends REAL NOT NULL,
+    created_by TEXT NOT NULL, created_at REAL NOT NULL, reason TEXT NOT NULL, expired_by TEXT, expired_at REAL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    object TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS escalations (
+    alert TEXT NOT NULL, seq INTEGER NOT NULL, step INTEGER NOT NULL, ts REAL NOT NULL, receivers TEXT NOT NULL,
+    PRIMARY KEY (alert, seq, step)
+) WITHOUT ROWID;
 """
+
+# Columns added since schema 1 (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE outbox ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE alerts ADD COLUMN suppressed TEXT",
+)
 
 _EVENT_COLS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state", "event",
                "started", "ts", "value", "message", "title", "owner", "playbook", "actor", "reason")
@@ -89,6 +112,9 @@ ON CONFLICT (id) DO UPDATE SET
         ELSE 'firing' END
 WHERE excluded.seq > alerts.seq
 """
+
+
+_QUEUED = ("pending", "awaiting_approval")  # outbox states that may still be sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +151,7 @@ class AlertRow:
     ack_reason: str | None
     resolved_by: str | None
     resolved_at: float | None
+    suppressed: str | None = None  # why its latest transition was not sent (silenced, inhibited, flapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +163,12 @@ class OutboxRow:
     alert: str
     seq: int
     created: float
-    state: str  # pending | sent | failed | expired
+    state: str  # pending | awaiting_approval | sent | failed | expired | rejected | silenced | inhibited | ...
     attempts: int
     next_at: float
     last_error: str
     done_at: float | None
+    note: str = ""  # why it was not sent (the silence, the inhibiting alert), or who approved it
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +206,13 @@ class AlertStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) == 1:
+            with self._tx() as db:
+                have = {r[1] for t in ("outbox", "alerts") for r in db.execute(f"PRAGMA table_info({t})")}
+                for sql in _MIGRATE_1_TO_2:
+                    if sql.split("COLUMN ")[1].split()[0] not in have:
+                        db.execute(sql)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this lifeline reads {SCHEMA_VERSION}")
 
@@ -211,13 +246,15 @@ class AlertStore:
         now: float = 0.0,
         committed_offset: int | None = None,
         notifications: Sequence[Notification] = (),
+        marks: Mapping[str, str] | None = None,
     ) -> int:
         """Store a batch's events, dead-letter counts, notifications to send (the outbox: stored before
         anything is sent, each key once) and (optionally) checkpoint atomically; return how many events were
         new (the rest had been stored before: a re-processed batch).
 
         ``committed_offset``: the journal length whose inputs this commit completes (recorded with the
-        batch; with a ``snapshot`` it defaults to ``journal_offset``)."""
+        batch; with a ``snapshot`` it defaults to ``journal_offset``). ``marks``: alert id -> why its latest
+        transition was not sent (silenced, inhibited, ...), "" when it was (the alert's ``suppressed``)."""
         if committed_offset is None and snapshot is not None:
             committed_offset = journal_offset
         with self._tx() as db:
@@ -229,9 +266,13 @@ class AlertStore:
                 db.executemany(_UPSERT_ALERT, [_alert_params(e) for e in events])
             if notifications:
                 db.executemany(
-                    "INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', NULL)",
-                    [(n.key, n.receiver, n.alert, n.seq, n.created, orjson.dumps(n.payload), n.created)
-                     for n in notifications])
+                    "INSERT OR IGNORE INTO outbox (key, receiver, alert, seq, created, payload, state, attempts, "
+                    "next_at, last_error, done_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, '', ?, ?)",
+                    [(n.key, n.receiver, n.alert, n.seq, n.created, orjson.dumps(n.payload), n.state, n.created,
+                      None if n.state in _QUEUED else n.created, n.note) for n in notifications])
+            if marks:
+                db.executemany("UPDATE alerts SET suppressed = NULLIF(?, '') WHERE id = ?",
+                               [(why, alert) for alert, why in marks.items()])
             if dead_counts:
                 db.executemany(
                     "INSERT INTO deadletters VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + ?",
@@ -293,9 +334,178 @@ class AlertStore:
 
     def outbox_rows(self, state: str | None = None) -> list[OutboxRow]:
         """Outbox rows (one state, or all), oldest first: what operators see of deliveries."""
-        sql = ("SELECT key, receiver, alert, seq, created, state, attempts, next_at, last_error, done_at FROM outbox"
-               + (" WHERE state = ?" if state else "") + " ORDER BY created, key")
+        sql = ("SELECT key, receiver, alert, seq, created, state, attempts, next_at, last_error, done_at, note "
+               "FROM outbox" + (" WHERE state = ?" if state else "") + " ORDER BY created, rowid")
         return [OutboxRow(*r) for r in self._db.execute(sql, (state,) if state else ()).fetchall()]
+
+    def outbox_of(self, alert_id: str) -> list[OutboxRow]:
+        """One alert's deliveries, in the order they were queued (the console's alert detail)."""
+        sql = ("SELECT key, receiver, alert, seq, created, state, attempts, next_at, last_error, done_at, note "
+               "FROM outbox WHERE alert = ? ORDER BY rowid")
+        return [OutboxRow(*r) for r in self._db.execute(sql, (alert_id,)).fetchall()]
+
+    def outbox_decide(self, key: str, approve: bool, actor: str, reason: str, now: float) -> OutboxRow:
+        """A supervisor approves (it is sent) or rejects a notification ``awaiting_approval``; recorded in the
+        alert's history with who, when and why."""
+        with self._tx() as db:
+            row = db.execute("SELECT alert, receiver, state FROM outbox WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise StoreError(f"no notification with key {key!r}")
+            alert, receiver, state = row
+            if state != "awaiting_approval":
+                raise StoreError(f"notification {key} is {state}, not awaiting approval")
+            verdict = "approved" if approve else "rejected"
+            db.execute("UPDATE outbox SET state = ?, next_at = ?, note = ?, done_at = ? WHERE key = ?",
+                       ("pending" if approve else "rejected", now, f"{verdict} by {actor}: {reason}",
+                        None if approve else now, key))
+            self._action(alert, now, verdict, actor, f"publication to {receiver}: {reason}")
+        return next(r for r in self.outbox_of(alert) if r.key == key)
+
+    # ---- silences (audited) -------------------------------------------------------------------
+    def silence_add(self, match: Match, starts: float, ends: float, created_by: str, reason: str, now: float,
+                    polygon: Sequence[tuple[float, float]] | None = None) -> Window:
+        """Silence what ``match`` (and, if given, the polygon) selects from ``starts`` to ``ends``; who and why
+        are required and the creation is in the audit log."""
+        if not created_by.strip() or not reason.strip():
+            raise StoreError("a silence needs who made it and why")
+        if not ends > starts:
+            raise StoreError(f"a silence must end after it starts ({rfc3339(starts)} .. {rfc3339(ends)})")
+        if polygon is not None and len(polygon) < 3:
+            raise StoreError("a silence polygon needs at least 3 points")
+        body = orjson.dumps([match.to_dict(), polygon, starts, ends, created_by, reason, now])
+        sid = "S-" + hashlib.sha1(body, usedforsecurity=False).hexdigest()[:8]
+        with self._tx() as db:
+            db.execute("INSERT INTO silences VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                       (sid, orjson.dumps(match.to_dict()).decode(),
+                        None if polygon is None else orjson.dumps([list(p) for p in polygon]).decode(),
+                        starts, ends, created_by, now, reason))
+            self._audit(db, now, created_by, "silence.add", sid,
+                        f"{match} {'in a polygon ' if polygon else ''}from {rfc3339(starts)} to {rfc3339(ends)}: "
+                        f"{reason}")
+            self._bump(db, "silences_version")
+        return self.silences(include_expired=True, ids=(sid,))[0]
+
+    def silence_expire(self, silence_id: str, actor: str, reason: str, now: float) -> Window:
+        """End a silence now (it stays on record, with who ended it and why)."""
+        with self._tx() as db:
+            row = db.execute("SELECT ends, expired_at FROM silences WHERE id = ?", (silence_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no silence with id {silence_id!r}")
+            if row[1] is not None or row[0] <= now:
+                raise StoreError(f"silence {silence_id} has already ended")
+            if not actor.strip():
+                raise StoreError("ending a silence needs who ends it")
+            db.execute("UPDATE silences SET ends = ?, expired_by = ?, expired_at = ? WHERE id = ?",
+                       (now, actor, now, silence_id))
+            self._audit(db, now, actor, "silence.expire", silence_id, reason)
+            self._bump(db, "silences_version")
+        return self.silences(include_expired=True, ids=(silence_id,))[0]
+
+    def silences(self, *, at: float | None = None, include_expired: bool = False,
+                 ids: Sequence[str] = ()) -> list[Window]:
+        """Silences, oldest first: those not ended by ``at`` (default: all not expired by hand), or ``ids``."""
+        sql = ("SELECT id, match, polygon, starts, ends, created_by, created_at, reason, expired_by, expired_at "
+               "FROM silences")
+        args: list[Any] = []
+        if ids:
+            sql += f" WHERE id IN ({', '.join('?' * len(ids))})"
+            args.extend(ids)
+        elif at is not None:
+            sql += " WHERE ends > ?"
+            args.append(at)
+        elif not include_expired:
+            sql += " WHERE expired_at IS NULL"
+        out = []
+        for sid, m, poly, starts, ends, by, created, reason, exp_by, exp_at in self._db.execute(
+                sql + " ORDER BY created_at, id", args):
+            match = _stored_match(sid, m)
+            ring = None if poly is None else tuple((float(x), float(y)) for x, y in orjson.loads(poly))
+            out.append(Window(sid, match, by, reason, starts, ends, ring, created_at=created,
+                              extra={"expired_by": exp_by, "expired_at": exp_at}))
+        return out
+
+    def silences_version(self) -> int:
+        """Changes whenever a silence is added or ended (the runner re-reads them only then)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'silences_version'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def audit_log(self, limit: int = 100) -> list[tuple[float, str, str, str, str]]:
+        """(time, actor, action, object, detail), newest first."""
+        return [tuple(r) for r in self._db.execute(
+            "SELECT ts, actor, action, object, detail FROM audit ORDER BY n DESC LIMIT ?", (limit,))]
+
+    @staticmethod
+    def _audit(db: sqlite3.Connection, ts: float, actor: str, action: str, obj: str, detail: str) -> None:
+        db.execute("INSERT INTO audit (ts, actor, action, object, detail) VALUES (?, ?, ?, ?, ?)",
+                   (ts, actor, action, obj, detail))
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection, key: str) -> None:
+        db.execute("INSERT INTO meta VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = value + 1", (key,))
+
+    # ---- escalation and response clocks -------------------------------------------------------
+    def overdue(self, deadlines: Mapping[Level, float], now: float) -> list[tuple[AlertRow, int, float]]:
+        """Firing (unacknowledged, not suppressed) alerts past their level's acknowledgement deadline:
+        (alert, the escalation step now due, when its current level began). Step k is due ``k`` deadlines
+        after the current level began; steps already taken (``escalations``) are not returned again."""
+        out = []
+        rows = self._db.execute(
+            f"SELECT {_ALERT_SELECT}, (SELECT MAX(ts) FROM alert_events e WHERE e.id = a.id "
+            "AND e.event IN ('fired', 'escalated')), (SELECT MAX(step) FROM escalations x WHERE x.alert = a.id "
+            "AND x.seq = a.seq) FROM alerts a WHERE state = 'firing' AND suppressed IS NULL").fetchall()
+        for r in rows:
+            alert = _alert_row(r[:len(_ALERT_FIELDS)])
+            since, done = r[len(_ALERT_FIELDS)], r[len(_ALERT_FIELDS) + 1] or 0
+            deadline = deadlines.get(alert.level)
+            if since is None or not deadline:
+                continue
+            due_steps = int((now - since) // deadline)
+            if due_steps > done:
+                out.append((alert, done + 1, float(since)))
+        return out
+
+    def escalate(self, alert: AlertRow, step: int, receivers: Sequence[str], notifications: Sequence[Notification],
+                 now: float, why: str) -> bool:
+        """Record escalation ``step`` of ``alert`` (once: False if it was taken already) with its notifications,
+        in one transaction, and note it in the alert's history."""
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO escalations VALUES (?, ?, ?, ?, ?)",
+                             (alert.id, alert.seq, step, now, ",".join(receivers)))
+            if cur.rowcount == 0:
+                return False
+            db.executemany(
+                "INSERT OR IGNORE INTO outbox (key, receiver, alert, seq, created, payload, state, attempts, "
+                "next_at, last_error, done_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, '', NULL, ?)",
+                [(n.key, n.receiver, n.alert, n.seq, n.created, orjson.dumps(n.payload), n.state, n.created, n.note)
+                 for n in notifications])
+            self._action(alert.id, now, "escalated", "lifeline", why)
+        return True
+
+    def response_times(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """Per department (the alert's owner): alerts, how many were acknowledged and resolved, and the median
+        and 90th percentile time to acknowledge and to resolve (seconds from the alert's start), over the
+        safety alerts that started in [since, until)."""
+        where, args = ["kind = 'safety'"], []
+        if since is not None:
+            where.append("started >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("started < ?")
+            args.append(until)
+        rows = self._db.execute(
+            "SELECT owner, started, acked_at, CASE WHEN state = 'resolved' THEN COALESCE(resolved_at, updated) END "
+            f"FROM alerts WHERE {' AND '.join(where)} ORDER BY owner", args).fetchall()
+        by: dict[str, list[tuple[float, float | None, float | None]]] = {}
+        for owner, started, acked, resolved in rows:
+            by.setdefault(owner or "(no owner)", []).append((started, acked, resolved))
+        out = []
+        for owner, items in by.items():
+            tta = sorted(a - s for s, a, _ in items if a is not None)
+            ttr = sorted(r - s for s, _, r in items if r is not None)
+            out.append({"department": owner, "alerts": len(items), "acknowledged": len(tta), "resolved": len(ttr),
+                        "ack_median_s": _quantile(tta, 0.5), "ack_p90_s": _quantile(tta, 0.9),
+                        "resolve_median_s": _quantile(ttr, 0.5), "resolve_p90_s": _quantile(ttr, 0.9)})
+        return out
 
     def committed_offset(self) -> int | None:
         """The journal offset of the last committed batch (None: never recorded)."""
@@ -416,7 +626,7 @@ class AlertStore:
 
 _ALERT_FIELDS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state",
                  "last_event", "started", "updated", "value", "message", "title", "owner", "playbook",
-                 "acked_by", "acked_at", "ack_reason", "resolved_by", "resolved_at")
+                 "acked_by", "acked_at", "ack_reason", "resolved_by", "resolved_at", "suppressed")
 _ALERT_SELECT = ", ".join(_ALERT_FIELDS)
 
 
@@ -428,6 +638,24 @@ def outbox_counts_at(path: str | Path) -> dict[str, int]:
         return dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
     finally:
         db.close()
+
+
+def _stored_match(silence_id: str, text: str) -> Match:
+    problems: list[str] = []
+    match = match_from(orjson.loads(text), lambda _, msg: problems.append(msg))
+    if problems:
+        raise StoreError(f"silence {silence_id}: stored matchers unreadable: {'; '.join(problems)}")
+    return match
+
+
+def _quantile(xs: Sequence[float], q: float) -> float | None:
+    """The q-quantile by linear interpolation (None when empty)."""
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def _states(state: str | Iterable[str]) -> list[str]:

@@ -186,6 +186,7 @@ route:
       receiver: gas_company
       continue: true
     - match: {{domain: gas, level: ">=orange"}}
+noise: {{resolve_hold: 0s}}    # send "resolved" at once (the default waits 2 min for a bounce)
 """)
     cfg = config(mosquitto.port, tmp_path, client_id="it-routes", routing=load_routing(routes, {"HOOK_SECRET": SECRET}),
                  metrics_addr=("127.0.0.1", 0))
