@@ -1,4 +1,4 @@
-"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts. ``--help`` everywhere."""
+"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence. ``--help`` everywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from lifeline import __version__
 
-COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts")
+COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence")
 
 
 def build_parser() -> argparse.ArgumentParser:
