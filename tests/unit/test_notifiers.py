@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+from pathlib import Path
 
-from lifeline.notifiers.base import Notification, notification_key
+import orjson
+import pytest
+
+from lifeline.notifiers.base import DeliveryError, Notification, notification_key
+from lifeline.notifiers.log import LogNotifier, LogSettings
 from lifeline.notifiers.webhook import WebhookSettings, body_of, signature, verify
 
 
@@ -28,3 +34,25 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
 def test_settings_problems_are_named() -> None:
     assert WebhookSettings("ftp://x", timeout_s=0).problems() == ["url: expected http(s)://... (got 'ftp://x')",
                                                                    "timeout_s: must be positive (got 0)"]
+
+
+def test_log_channel_appends_one_json_line_per_notification_with_its_key(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    payload = {"id": "a1", "seq": 2, "rule": "gas.methane.high", "level": "red", "event": "escalated",
+               "kind": "safety", "district": "Luyang", "subject": "GAS-1", "value": 55.0, "message": "CH4 55 %LEL",
+               "at": "2026-11-29T08:00:00.000Z"}
+    n = Notification(notification_key("a1", 2, "duty_log"), "duty_log", "a1", 2, 1.0, payload)
+    path = tmp_path / "notify.jsonl"
+    LogNotifier(LogSettings(str(path), lang="en")).send(n)
+    LogNotifier(LogSettings(str(path), lang="zh")).send(n)
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    assert [x["key"] for x in lines] == [n.key, n.key]
+    assert lines[0]["title"].startswith("[RED (level 1)] escalated")
+    assert lines[1]["title"].startswith("【红色（一级）】")
+    assert lines[0]["alert"] == payload
+    with caplog.at_level(logging.WARNING, logger="lifeline.notify"):
+        LogNotifier(LogSettings()).send(n)
+    assert n.key in caplog.text
+    with pytest.raises(DeliveryError, match="log file"):
+        LogNotifier(LogSettings(str(tmp_path / "missing-dir" / "x.jsonl"))).send(n)
+    assert LogSettings(str(tmp_path)).problems() == [f"path: {str(tmp_path)!r} is a directory; name a file"]
