@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lifeline.alerting.escalation import Escalator
+from lifeline.alerting.grouping import group_notification
 from lifeline.clock import Clock, SystemClock
 from lifeline.notifiers.base import DeliveryError, Notification, Notifier
 from lifeline.sinks.store import AlertStore
@@ -67,7 +68,9 @@ class Dispatcher:
         return sum(self._round(self.store, r) for r in (*sorted(self.notifiers), None))
 
     def _round(self, store: AlertStore, receiver: str | None) -> int:
-        """One lane's round: ``receiver``'s due notifications (None: those of receivers not configured)."""
+        """One lane's round: ``receiver``'s due notifications (None: those of receivers not configured). Members
+        of a routing group go out together once the group's time has come (``group_wait`` after its first
+        member, and ``group_interval`` after its last message); until then they are deferred."""
         now = self.clock.now()
         if receiver is not None and now < self._rest.get(receiver, 0.0):
             return 0
@@ -75,39 +78,72 @@ class Dispatcher:
             due = store.outbox_due(now, self.batch, exclude=tuple(self.notifiers))
         else:
             due = store.outbox_due(now, self.batch, receiver=receiver)
-        for i, n in enumerate(due):
-            if not self._deliver(store, n):
-                return i + 1  # the receiver rests; its other notifications wait for the next round
-        return len(due)
+        units: list[tuple[Notification, list[Notification], str]] = []
+        groups: dict[str, list[Notification]] = {}
+        for n in due:
+            if n.group and receiver is not None:
+                if n.group not in groups:
+                    groups[n.group] = []
+                    units.append((n, groups[n.group], n.group))
+                groups[n.group].append(n)
+            else:
+                units.append((n, [n], ""))
+        attempted = 0
+        for first, members, group in units:
+            message = first
+            if group:
+                assert receiver is not None
+                last = store.group_last_sent(receiver, group)
+                ready = min(m.created for m in members) + first.group_wait
+                if last is not None:
+                    ready = max(ready, last + first.group_interval)
+                if now < ready:
+                    store.outbox_defer([m.key for m in members], ready)
+                    continue
+                message = group_notification(receiver, group, members)
+            attempted += len(members)
+            if not self._deliver(store, message, members, group):
+                return attempted  # the receiver rests; its other notifications wait for the next round
+        return attempted
 
-    def _deliver(self, store: AlertStore, n: Notification) -> bool:
-        """Send ``n`` and record the outcome; False when it failed and may be retried (the receiver rests)."""
+    def _deliver(self, store: AlertStore, n: Notification, members: list[Notification] | None = None,
+                 group: str = "") -> bool:
+        """Send ``n`` (alone, or the message of a group of ``members``) and record the outcome for each member;
+        False when it failed and may be retried (the receiver rests)."""
+        keys = [m.key for m in members] if members else [n.key]
         notifier = self.notifiers.get(n.receiver)
         now = self.clock.now()
         if notifier is None:
-            store.outbox_give_up(n.key, "failed", f"no such receiver {n.receiver!r}", now)
+            for k in keys:
+                store.outbox_give_up(k, "failed", f"no such receiver {n.receiver!r}", now)
             log.error("notification %s: no such receiver %r", n.key, n.receiver)
             return True
         try:
             notifier.send(n)
         except DeliveryError as exc:
             now = self.clock.now()
-            attempts = store.outbox_attempts(n.key) + 1
+            attempts = store.outbox_attempts(keys[0]) + 1
             if exc.permanent:
-                store.outbox_give_up(n.key, "failed", str(exc), now)
+                for k in keys:
+                    store.outbox_give_up(k, "failed", str(exc), now)
                 log.error("notification %s to %s refused: %s", n.key, n.receiver, exc)
                 return True
             if now - n.created >= self.ttl_s:
-                store.outbox_give_up(n.key, "expired", f"not delivered in {self.ttl_s:g} s: {exc}", now)
+                for k in keys:
+                    store.outbox_give_up(k, "expired", f"not delivered in {self.ttl_s:g} s: {exc}", now)
                 log.error("notification %s to %s expired after %d attempts: %s", n.key, n.receiver, attempts, exc)
                 return True
             wait = min(self.retry_initial_s * 2.0 ** (attempts - 1), self.retry_max_s)
-            store.outbox_retry(n.key, str(exc), now + wait)
+            for k in keys:
+                store.outbox_retry(k, str(exc), now + wait)
             self._rest[n.receiver] = now + wait
             log.warning("notification %s to %s failed (attempt %d), receiver rests %.0f s: %s", n.key, n.receiver,
                         attempts, wait, exc)
             return False
-        store.outbox_sent(n.key, self.clock.now())
+        if group:
+            store.outbox_sent_group(n.receiver, group, keys, self.clock.now())
+        else:
+            store.outbox_sent(n.key, self.clock.now())
         return True
 
     # ---- threads ----------------------------------------------------------------------------

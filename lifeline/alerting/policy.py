@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lifeline.alerting.matchers import attr
-from lifeline.alerting.routing import Routing
+from lifeline.alerting.routing import Grouping, Route, Routing
 from lifeline.alerting.silences import Window, first_covering
 from lifeline.model import AlertEvent, EventKind, Level
 from lifeline.notifiers.base import Notification, notification_key
@@ -92,6 +92,7 @@ class Policy:
         self._labels = labels or (lambda _: {})
         self._position = position or (lambda _: None)
         self.silences: tuple[Window, ...] = tuple(silences)
+        self._grouped = any(_groups_somewhere(routing.route))
         self._stories: dict[str, _Story] = {}
         self._open: dict[str, AlertEvent] = {}  # open alerts (inhibition sources), by id
         self._clock = float("-inf")  # the latest event time or advance seen
@@ -278,9 +279,24 @@ class Policy:
               why: tuple[str, str] | None, *, tag: str = "") -> None:
         alert, seq = str(payload["id"]), int(payload["seq"])
         level = Level.parse(str(payload["level"]))
+        groups = self._groups(payload) if why is None and self._grouped else {}
         for r in receivers:
             state, note = why if why is not None else ("pending", "")
             if why is None and self.routing.needs_approval(r, level):
                 state, note = "awaiting_approval", f"a {level.colour} warning to {r} needs a supervisor's approval"
-            out.notifications.append(Notification(notification_key(alert, seq, r, tag), r, alert, seq, created,
-                                                  payload, state, note))
+            group, g = groups.get(r, ("", None))
+            if state != "pending" or g is None or not group:
+                out.notifications.append(Notification(notification_key(alert, seq, r, tag), r, alert, seq, created,
+                                                      payload, state, note))
+            else:
+                out.notifications.append(Notification(notification_key(alert, seq, r, tag), r, alert, seq, created,
+                                                      payload, state, note, group, g.wait_s, g.interval_s))
+
+    def _groups(self, payload: Mapping[str, Any]) -> dict[str, tuple[str, Grouping]]:
+        """receiver -> the group its notification of this alert goes out in (routes with ``group_by``)."""
+        e = AlertEvent.from_dict(payload)
+        return self.routing.groupings_for(e, self._labels(e.sensor))
+
+
+def _groups_somewhere(route: Route) -> list[bool]:
+    return [bool(route.grouping.by), *(g for c in route.routes for g in _groups_somewhere(c))]

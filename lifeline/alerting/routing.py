@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lifeline.alerting.matchers import LEVELS, MATCH_KEYS, Match, match_from
+from lifeline.alerting.matchers import LEVELS, MATCH_KEYS, Match, attr, match_from
 from lifeline.alerting.silences import DAYS, Weekly, Window
-from lifeline.config.yamlmarks import Checker, Document, PathKey, Problem, did_you_mean, load_yaml
+from lifeline.config.yamlmarks import Checker, Document, PathKey, Problem, did_you_mean, format_path, load_yaml
 from lifeline.errors import ConfigError
 from lifeline.model import AlertEvent, Level
 from lifeline.notifiers.base import Notifier
@@ -54,12 +54,32 @@ CHANNELS = ("webhook", "email", "dingtalk", "wecom", "feishu", "mqtt", "log")
 
 
 @dataclass(frozen=True)
+class Grouping:
+    """Alertmanager's grouping, inherited down the tree: transitions for one receiver whose ``by`` attributes
+    agree go out as one message, the first ``wait_s`` after the first of them, later ones at most every
+    ``interval_s``; ``repeat_s`` re-sends a still-open alert (0: never). Empty ``by``: one message each."""
+
+    by: tuple[str, ...] = ()
+    wait_s: float = 30.0
+    interval_s: float = 300.0
+    repeat_s: float = 0.0
+
+    def key(self, route: str, e: AlertEvent) -> str:
+        """The group of ``e`` under the route named ``route`` ("" when this route does not group)."""
+        if not self.by:
+            return ""
+        return route + "|" + ",".join(f"{k}={attr(e, k)}" for k in self.by)
+
+
+@dataclass(frozen=True)
 class Route:
     receiver: str
     match: Match = field(default_factory=Match)
     cont: bool = False
     routes: tuple[Route, ...] = ()
     escalate_to: tuple[str, ...] = ()  # who hears an alert nobody acknowledged in time, step by step (inherited)
+    grouping: Grouping = field(default_factory=Grouping)  # inherited
+    name: str = "route"  # its place in the file (route.routes[2]): names its groups
 
     def takers(self, e: AlertEvent, labels: Mapping[str, str]) -> list[Route]:
         """The nodes under this one (which matches ``e``) whose receivers take it, in tree order."""
@@ -116,6 +136,13 @@ class Routing:
     def receivers_for(self, e: AlertEvent, labels: Mapping[str, str] | None = None) -> list[str]:
         return self.route.receivers(e, labels or {})
 
+    def groupings_for(self, e: AlertEvent, labels: Mapping[str, str] | None = None) -> dict[str, tuple[str, Grouping]]:
+        """receiver -> (group key, grouping) of the first route that names it for ``e``."""
+        out: dict[str, tuple[str, Grouping]] = {}
+        for n in self.route.takers(e, labels or {}):
+            out.setdefault(n.receiver, (n.grouping.key(n.name, e), n.grouping))
+        return out
+
     def escalation_for(self, e: AlertEvent, labels: Mapping[str, str] | None = None) -> list[str]:
         """The escalation chain of the routes that take ``e``, in order, each receiver once."""
         return list(dict.fromkeys(r for n in self.route.takers(e, labels or {}) for r in n.escalate_to))
@@ -170,7 +197,7 @@ class _Reader:
         if top is None or "receivers" not in top or "route" not in top:
             return None, self.ck.problems
         receivers = self._receivers(top["receivers"], ("receivers",))
-        route = self._route(top["route"], ("route",), None, ())
+        route = self._route(top["route"], ("route",), None)
         noise = self._noise(top["noise"], ("noise",)) if "noise" in top else Noise()
         inhibit = self._inhibit(top["inhibit"], ("inhibit",)) if "inhibit" in top else ()
         maintenance = self._maintenance(top["maintenance"], ("maintenance",)) if "maintenance" in top else ()
@@ -451,12 +478,14 @@ class _Reader:
             return None
         return self._checked(WebhookSettings(url, secret, timeout), path)
 
-    def _route(self, value: Any, path: PathKey, parent: str | None, chain: tuple[str, ...]) -> Route | None:
-        m = self.ck.mapping(value, path, ("receiver", "match", "continue", "routes", "escalate_to"),
-                            ("receiver",) if parent is None else ())
+    def _route(self, value: Any, path: PathKey, parent: Route | None) -> Route | None:
+        """A route node; ``parent`` gives what it inherits (receiver, escalate_to, grouping)."""
+        keys = ("receiver", "match", "continue", "routes", "escalate_to", "group_by", "group_wait", "group_interval",
+                "repeat_interval")
+        m = self.ck.mapping(value, path, keys, ("receiver",) if parent is None else ())
         if m is None:
             return None
-        receiver = parent
+        receiver = parent.receiver if parent is not None else None
         if "receiver" in m:
             receiver = self.ck.string(m["receiver"], (*path, "receiver"))
             if receiver is not None and receiver not in self.names:
@@ -464,12 +493,14 @@ class _Reader:
                 self.ck.report((*path, "receiver"), f"unknown receiver {receiver!r}{hint}")
         if receiver is None:
             return None
+        chain = parent.escalate_to if parent is not None else ()
         if "escalate_to" in m:
-            names = self.ck.strings(m["escalate_to"], (*path, "escalate_to")) or []
+            names = self._names(m["escalate_to"], (*path, "escalate_to"))
             for j, n in enumerate(names):
                 if n not in self.names:
                     self.ck.report((*path, "escalate_to", j), f"unknown receiver {n!r}{did_you_mean(n, self.names)}")
             chain = tuple(names)
+        grouping = self._grouping(m, path, parent.grouping if parent is not None else Grouping())
         match = self._match(m["match"], (*path, "match")) if "match" in m else Match()
         if parent is None and "match" in m:
             self.ck.report((*path, "match"), "the root route takes every alert: it has no match")
@@ -477,16 +508,40 @@ class _Reader:
         if not isinstance(cont, bool):
             self.ck.report((*path, "continue"), f"expected true or false (got {cont!r})")
             cont = False
+        node = Route(receiver, match or Match(), cont, (), chain, grouping, format_path(path))
         children: list[Route] = []
         if "routes" in m:
             if not isinstance(m["routes"], list):
                 self.ck.report((*path, "routes"), "expected a list of routes")
             else:
                 for i, child in enumerate(m["routes"]):
-                    r = self._route(child, (*path, "routes", i), receiver, chain)
+                    r = self._route(child, (*path, "routes", i), node)
                     if r is not None:
                         children.append(r)
-        return Route(receiver, match or Match(), cont, tuple(children), chain)
+        return replace(node, routes=tuple(children))
+
+    def _names(self, value: Any, path: PathKey) -> list[str]:
+        """A list of names; ``[]`` is allowed (it turns off what a parent route set)."""
+        return [] if value == [] else self.ck.strings(value, path) or []
+
+    def _grouping(self, m: Mapping[str, Any], path: PathKey, inherited: Grouping) -> Grouping:
+        by = inherited.by
+        if "group_by" in m:
+            names = self._names(m["group_by"], (*path, "group_by"))
+            for j, k in enumerate(names):
+                if k not in EQUAL_KEYS:
+                    self.ck.report((*path, "group_by", j), f"unknown attribute {k!r} (one of {', '.join(EQUAL_KEYS)})")
+            by = tuple(names)
+        times = {}
+        for key, attr_name in (("group_wait", "wait_s"), ("group_interval", "interval_s"),
+                               ("repeat_interval", "repeat_s")):
+            if key in m:
+                d = self.ck.duration(m[key], (*path, key))
+                if d is not None and (d > 0 or (key == "group_wait" and d == 0)):
+                    times[attr_name] = d
+                elif d is not None:
+                    self.ck.report((*path, key), "must be positive")
+        return replace(inherited, by=by, **times)
 
     def _match(self, value: Any, path: PathKey) -> Match | None:
         m = self.ck.mapping(value, path, MATCH_KEYS)

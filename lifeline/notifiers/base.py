@@ -39,6 +39,9 @@ class Notification:
     payload: dict[str, Any] = field(compare=False)  # the alert event (AlertEvent.to_dict()), maybe with a "notice"
     state: str = "pending"  # as stored: pending, or why it is not sent (silenced, inhibited, flapping, ...)
     note: str = ""  # why (the silence, the inhibiting alert), for operators
+    group: str = ""  # the routing group it goes out in (with others for the same receiver), "" alone
+    group_wait: float = 0.0  # a new group's first message waits this long for more members ...
+    group_interval: float = 0.0  # ... and later ones at least this long after the group's last
 
     @classmethod
     def of(cls, event: AlertEvent, receiver: str, created: float) -> Notification:

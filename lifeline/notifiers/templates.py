@@ -21,9 +21,11 @@ LEVEL_WORDS = {
 }
 EVENT_WORDS = {
     "zh": {"fired": "预警发布", "escalated": "预警升级", "deescalated": "预警降级", "resolved": "预警解除",
-           "flapping": "状态频繁变化", "flapping_ended": "状态频繁变化结束", "overdue": "预警未确认"},
+           "flapping": "状态频繁变化", "flapping_ended": "状态频繁变化结束", "overdue": "预警未确认",
+           "repeat": "预警持续"},
     "en": {"fired": "alert", "escalated": "escalated", "deescalated": "de-escalated", "resolved": "resolved",
-           "flapping": "flapping", "flapping_ended": "flapping ended", "overdue": "not acknowledged"},
+           "flapping": "flapping", "flapping_ended": "flapping ended", "overdue": "not acknowledged",
+           "repeat": "still open"},
 }
 KIND_WORDS = {
     "zh": {"safety": "安全", "health": "设备", "nodata": "离线"},
@@ -53,6 +55,9 @@ def _notice(notice: object, lang: str) -> list[str]:
     if kind == "flapping_ended":
         q = _minutes(notice.get("quiet_s"))
         return [f"已平稳 {q} 分钟，以上为当前状态。" if zh else f"Quiet for {q} min; this is its current state."]
+    if kind == "repeat":
+        h = f"{float(notice.get('repeat_s') or 0) / 3600:g}"
+        return [f"预警仍未解除（每 {h} 小时提醒一次）。" if zh else f"Still open (a reminder every {h} h)."]
     if kind == "overdue":
         m, step = _minutes(notice.get("deadline_s")), notice.get("step")
         to = "、".join(notice.get("escalated_to") or []) if zh else ", ".join(notice.get("escalated_to") or [])
@@ -69,9 +74,12 @@ class Rendered:
 
 
 def render(alert: Mapping[str, Any], lang: str = "zh", console_url: str = "") -> Rendered:
-    """Title and plain text of one alert transition (``AlertEvent.to_dict()``) in ``lang``."""
+    """Title and plain text of one alert transition (``AlertEvent.to_dict()``), or of a group of them
+    (``event: group``, lifeline/alerting/grouping.py), in ``lang``."""
     if lang not in LANGS:
         raise ValueError(f"lang must be one of {', '.join(LANGS)} (got {lang!r})")
+    if alert.get("event") == "group":
+        return _render_group(alert, lang, console_url)
     level, event, kind = str(alert["level"]), str(alert["event"]), str(alert.get("kind", "safety"))
     lv = LEVEL_WORDS[lang].get(level, level)
     ev = EVENT_WORDS[lang].get(event, event)
@@ -95,4 +103,26 @@ def render(alert: Mapping[str, Any], lang: str = "zh", console_url: str = "") ->
     if base:
         lines += [f"{lab[4]}: {base}/rules/{quote(str(alert['rule']))}#playbook",
                   f"{lab[5]}: {base}/alerts/{quote(str(alert['id']))}"]
+    return Rendered(title, "\n".join(lines) + "\n")
+
+
+def _render_group(group: Mapping[str, Any], lang: str, console_url: str) -> Rendered:
+    """One line per member transition, worst level in the title."""
+    lv = LEVEL_WORDS[lang].get(str(group["level"]), str(group["level"]))
+    by = group.get("group") or {}
+    place = " / ".join(str(v) for v in by.values()) if isinstance(by, Mapping) else ""
+    n = int(group.get("count") or len(group.get("alerts") or []))
+    title = f"[{lv}] {n} alerts: {place}" if lang == "en" else f"【{lv}】{n} 条预警：{place}"
+    base = console_url.rstrip("/")
+    lines = []
+    for a in group.get("alerts") or []:
+        word = LEVEL_WORDS[lang].get(str(a.get("level")), str(a.get("level")))
+        ev = EVENT_WORDS[lang].get(str(a.get("event")), str(a.get("event")))
+        value = a.get("value")
+        shown = f" {value:g}" if isinstance(value, int | float) else ""
+        where = " / ".join(str(x) for x in (a.get("district"), a.get("subject") or a.get("sensor")) if x)
+        when = a.get("at") or a.get("ts")
+        lines.append(f"- {word} · {ev}: {a.get('title') or a.get('rule')} ({where}){shown} · {when}")
+        if base:
+            lines.append(f"  {base}/alerts/{quote(str(a.get('id')))}")
     return Rendered(title, "\n".join(lines) + "\n")

@@ -66,8 +66,12 @@ CREATE TABLE IF NOT EXISTS deadletters (reason TEXT PRIMARY KEY, count INTEGER N
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY, receiver TEXT NOT NULL, alert TEXT NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
     payload BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL, next_at REAL NOT NULL,
-    last_error TEXT NOT NULL, done_at REAL, note TEXT NOT NULL DEFAULT ''
+    last_error TEXT NOT NULL, done_at REAL, note TEXT NOT NULL DEFAULT '', grp TEXT NOT NULL DEFAULT '',
+    grp_wait REAL NOT NULL DEFAULT 0, grp_interval REAL NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS outbox_groups (
+    receiver TEXT NOT NULL, grp TEXT NOT NULL, last_sent REAL NOT NULL, PRIMARY KEY (receiver, grp)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
 CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert);
 CREATE TABLE IF NOT EXISTS silences (
@@ -84,10 +88,14 @@ CREATE TABLE IF NOT EXISTS escalations (
 ) WITHOUT ROWID;
 """
 
-# Columns added since schema 1 (CREATE TABLE IF NOT EXISTS leaves an existing table as it was).
-_MIGRATE_1_TO_2 = (
-    "ALTER TABLE outbox ADD COLUMN note TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE alerts ADD COLUMN suppressed TEXT",
+# Columns added since schema 1 (CREATE TABLE IF NOT EXISTS leaves an existing table as it was): (table,
+# column, definition), added when missing.
+_ADDED_COLUMNS = (
+    ("outbox", "note", "TEXT NOT NULL DEFAULT ''"),
+    ("outbox", "grp", "TEXT NOT NULL DEFAULT ''"),
+    ("outbox", "grp_wait", "REAL NOT NULL DEFAULT 0"),
+    ("outbox", "grp_interval", "REAL NOT NULL DEFAULT 0"),
+    ("alerts", "suppressed", "TEXT"),
 )
 
 _EVENT_COLS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state", "event",
@@ -115,6 +123,14 @@ WHERE excluded.seq > alerts.seq
 
 
 _QUEUED = ("pending", "awaiting_approval")  # outbox states that may still be sent
+_INSERT_OUTBOX = ("INSERT OR IGNORE INTO outbox (key, receiver, alert, seq, created, payload, state, attempts, "
+                  "next_at, last_error, done_at, note, grp, grp_wait, grp_interval) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, '', ?, ?, ?, ?, ?)")
+
+
+def _outbox_params(n: Notification, done_at: float | None) -> tuple[Any, ...]:
+    return (n.key, n.receiver, n.alert, n.seq, n.created, orjson.dumps(n.payload), n.state, n.created, done_at,
+            n.note, n.group, n.group_wait, n.group_interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,15 +222,21 @@ class AlertStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) == 1:
-            with self._tx() as db:
-                have = {r[1] for t in ("outbox", "alerts") for r in db.execute(f"PRAGMA table_info({t})")}
-                for sql in _MIGRATE_1_TO_2:
-                    if sql.split("COLUMN ")[1].split()[0] not in have:
-                        db.execute(sql)
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        elif int(row[0]) in (1, SCHEMA_VERSION):
+            self._add_columns()
+            if int(row[0]) == 1:
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema version {row[0]}, this lifeline reads {SCHEMA_VERSION}")
+
+    def _add_columns(self) -> None:
+        """Bring a store written by an older lifeline up to date, in place (columns added since)."""
+        have = {(t, r[1]) for t in ("outbox", "alerts") for r in self._db.execute(f"PRAGMA table_info({t})")}
+        missing = [(t, c, d) for t, c, d in _ADDED_COLUMNS if (t, c) not in have]
+        if missing:
+            with self._tx() as db:
+                for table, column, definition in missing:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self._db.close()
@@ -266,10 +288,8 @@ class AlertStore:
                 db.executemany(_UPSERT_ALERT, [_alert_params(e) for e in events])
             if notifications:
                 db.executemany(
-                    "INSERT OR IGNORE INTO outbox (key, receiver, alert, seq, created, payload, state, attempts, "
-                    "next_at, last_error, done_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, '', ?, ?)",
-                    [(n.key, n.receiver, n.alert, n.seq, n.created, orjson.dumps(n.payload), n.state, n.created,
-                      None if n.state in _QUEUED else n.created, n.note) for n in notifications])
+                    _INSERT_OUTBOX, [_outbox_params(n, None if n.state in _QUEUED else n.created)
+                                     for n in notifications])
             if marks:
                 db.executemany("UPDATE alerts SET suppressed = NULLIF(?, '') WHERE id = ?",
                                [(why, alert) for alert, why in marks.items()])
@@ -302,9 +322,36 @@ class AlertStore:
             where += f" AND receiver NOT IN ({', '.join('?' * len(exclude))})"
             args.extend(exclude)
         rows = self._db.execute(
-            f"SELECT key, receiver, alert, seq, created, payload FROM outbox WHERE {where} "
-            "ORDER BY next_at, rowid LIMIT ?", (*args, limit)).fetchall()  # ties: in the order they were stored
-        return [Notification(k, r, a, q, c, orjson.loads(p)) for k, r, a, q, c, p in rows]
+            f"SELECT key, receiver, alert, seq, created, payload, state, note, grp, grp_wait, grp_interval "
+            f"FROM outbox WHERE {where} ORDER BY next_at, rowid LIMIT ?", (*args, limit)).fetchall()
+        # ties: in the order they were stored
+        return [Notification(k, r, a, q, c, orjson.loads(p), s, n, g, gw, gi) for k, r, a, q, c, p, s, n, g, gw, gi
+                in rows]
+
+    def outbox_defer(self, keys: Sequence[str], next_at: float) -> None:
+        """Hold pending notifications until ``next_at`` (a group waiting for its time), attempts unchanged."""
+        with self._tx() as db:
+            db.executemany("UPDATE outbox SET next_at = ? WHERE key = ? AND state = 'pending'",
+                           [(next_at, k) for k in keys])
+
+    def group_last_sent(self, receiver: str, group: str) -> float | None:
+        row = self._db.execute("SELECT last_sent FROM outbox_groups WHERE receiver = ? AND grp = ?",
+                               (receiver, group)).fetchone()
+        return None if row is None else float(row[0])
+
+    def outbox_sent_group(self, receiver: str, group: str, keys: Sequence[str], now: float) -> None:
+        """A group's message was accepted: every member is sent, and the group's clock restarts."""
+        with self._tx() as db:
+            db.executemany("UPDATE outbox SET state = 'sent', attempts = attempts + 1, done_at = ?, last_error = '' "
+                           "WHERE key = ?", [(now, k) for k in keys])
+            db.execute("INSERT OR REPLACE INTO outbox_groups VALUES (?, ?, ?)", (receiver, group, now))
+
+    def outbox_queue(self, notifications: Sequence[Notification]) -> int:
+        """Queue notifications outside an engine batch (reminders); the number new (each key once)."""
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(_INSERT_OUTBOX, [_outbox_params(n, None) for n in notifications])
+            return db.total_changes - before
 
     def outbox_sent(self, key: str, now: float) -> None:
         with self._tx() as db:
@@ -444,10 +491,10 @@ class AlertStore:
         db.execute("INSERT INTO meta VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = value + 1", (key,))
 
     # ---- escalation and response clocks -------------------------------------------------------
-    def overdue(self, deadlines: Mapping[Level, float], now: float) -> list[tuple[AlertRow, int, float]]:
+    def overdue(self, deadlines: Mapping[Level, float], now: float) -> list[tuple[AlertRow, int, int, float]]:
         """Firing (unacknowledged, not suppressed) alerts past their level's acknowledgement deadline:
-        (alert, the escalation step now due, when its current level began). Step k is due ``k`` deadlines
-        after the current level began; steps already taken (``escalations``) are not returned again."""
+        (alert, the escalation step now due, the last step taken, when its current level began). Step k is
+        due ``k`` deadlines after the current level began; alerts whose due step was taken are left out."""
         out = []
         rows = self._db.execute(
             f"SELECT {_ALERT_SELECT}, (SELECT MAX(ts) FROM alert_events e WHERE e.id = a.id "
@@ -461,8 +508,14 @@ class AlertStore:
                 continue
             due_steps = int((now - since) // deadline)
             if due_steps > done:
-                out.append((alert, done + 1, float(since)))
+                out.append((alert, due_steps, int(done), float(since)))
         return out
+
+    def escalation_steps(self, alert_id: str, seq: int) -> int:
+        """How many escalation steps were taken at this transition of the alert."""
+        row = self._db.execute("SELECT MAX(step) FROM escalations WHERE alert = ? AND seq = ?",
+                               (alert_id, seq)).fetchone()
+        return int(row[0] or 0)
 
     def escalate(self, alert: AlertRow, step: int, receivers: Sequence[str], notifications: Sequence[Notification],
                  now: float, why: str) -> bool:
@@ -473,11 +526,7 @@ class AlertStore:
                              (alert.id, alert.seq, step, now, ",".join(receivers)))
             if cur.rowcount == 0:
                 return False
-            db.executemany(
-                "INSERT OR IGNORE INTO outbox (key, receiver, alert, seq, created, payload, state, attempts, "
-                "next_at, last_error, done_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, '', NULL, ?)",
-                [(n.key, n.receiver, n.alert, n.seq, n.created, orjson.dumps(n.payload), n.state, n.created, n.note)
-                 for n in notifications])
+            db.executemany(_INSERT_OUTBOX, [_outbox_params(n, None) for n in notifications])
             self._action(alert.id, now, "escalated", "lifeline", why)
         return True
 

@@ -179,3 +179,40 @@ maintenance:
         history = [(h.event, h.actor) for h in store.history(alerts["gas-0002"].id) if h.seq is None]
         assert history[0] == ("escalated", "lifeline")
         assert [a for _, _, a, obj, _ in store.audit_log()] == ["silence.add"]
+
+
+def test_a_burst_in_one_district_is_one_grouped_message(mosquitto: Broker, tmp_path: Path) -> None:
+    """Five gas sensors of one district cross the yellow bound within a second: with ``group_by: [district]``
+    the gas company gets one signed message listing the five, after the group wait, not five messages."""
+    (hook,) = _hooks(1)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"""\
+receivers:
+  - name: gas_company
+    webhook: {{url: "{hook.url}", secret_env: HOOK_SECRET}}
+route:
+  receiver: gas_company
+  group_by: [district, domain]
+  group_wait: 2s
+""")
+    rules, reg = city()
+    cfg = config(mosquitto.port, tmp_path, client_id="it-group", routing=load_routing(routes, {"HOOK_SECRET": SECRET}))
+    runner = ThreadRunner(Runner(cfg, rules, reg))
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    try:
+        now = time.time()
+        for s in range(1, 6):
+            pub.publish(*gas(s, now + s * 0.1, 12.0, seq=1))
+        pub.wait_acked()
+        wait_for(lambda: len(hook.got) >= 1, 15, "the grouped message")
+        time.sleep(3.0)  # a second message would come now
+    finally:
+        pub.close()
+        runner.stop()
+        hook.stop()
+    ((key, ok, body),) = hook.got
+    alert = body["alert"]
+    assert ok and key.startswith("g") and alert["event"] == "group" and alert["count"] == 5  # type: ignore[index]
+    assert sorted(a["sensor"] for a in alert["alerts"]) == [f"gas-{s:04d}" for s in range(1, 6)]  # type: ignore[index]
+    with AlertStore(tmp_path / "lifeline.db") as store:
+        assert store.outbox_counts() == {"sent": 5}  # each member recorded as sent, by the one message
