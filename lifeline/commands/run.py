@@ -68,6 +68,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ts.add_argument("--influxdb-spool", default="var/influxdb-spool", metavar="DIR",
                     help="bounded on-disk buffer while the store is down (default: %(default)s)")
     ts.add_argument("--influxdb-alerts-only", action="store_true", help="write alert events only, not readings")
+    ts.add_argument("--influxdb-downsample", action="append", default=[], metavar="KEY=INTERVAL",
+                    help="write at most one reading per interval per sensor and metric: KEY is a domain, "
+                         "domain.metric or * (crowd=1m, elevator.speed_ms=30s); repeat; default: every reading")
     p.add_argument("--max-bytes", type=int, default=Limits().max_bytes,
                    help="largest accepted payload in bytes (default: %(default)s)")
     p.set_defaults(func=cmd_run)
@@ -117,6 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lifeline.engine.runner import RunConfig, Runner
     from lifeline.registry import load_registry
     from lifeline.rules.loader import load_rules
+    from lifeline.sinks.downsample import parse_downsample
 
     host, port = parse_broker(args.broker)
     rules_paths = args.rules or [paths.default_rules()]
@@ -134,6 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                                                      args.status_every) or 5.0,
         publish=not args.no_publish, limits=Limits(max_bytes=args.max_bytes),
         influxdb=_influxdb(args), influxdb_readings=not args.influxdb_alerts_only,
+        influxdb_downsample=parse_downsample(args.influxdb_downsample),
         metrics_addr=None if args.metrics is None else parse_address("--metrics", args.metrics),
         routing=None if args.routes is None else load_routing(args.routes),
     )

@@ -55,6 +55,7 @@ from lifeline.metrics import RunnerMetrics
 from lifeline.model import AlertEvent, DeadLetter, Reading
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
+from lifeline.sinks.downsample import Downsampler
 from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
 from lifeline.sinks.jsonl import JsonlSink
 from lifeline.sinks.store import AlertStore
@@ -91,6 +92,7 @@ class RunConfig:
     mqtt_process: bool = True  # paho's network loop in a child process (lifeline.sources.mqtt_process)
     influxdb: InfluxDBSettings | None = None  # the time-series store (readings and alert events), or none
     influxdb_readings: bool = True  # write the readings too, not only the alert events
+    influxdb_downsample: Mapping[str, float] = field(default_factory=dict)  # lifeline/sinks/downsample.py
     metrics_addr: tuple[str, int] | None = None  # serve Prometheus /metrics here (port 0: any free one)
     routing: Routing | None = None  # who hears which alert transition (lifeline/alerting/routing.py); None: nobody
     notify_retry_max_s: float = 300.0  # the outbox's longest wait between attempts at a failing receiver
@@ -134,6 +136,7 @@ class Runner:
         self.policy = None if config.routing is None else Policy(
             config.routing, labels=self._labels, position=positions_of(registry))
         self._silences_version = -1
+        self._downsample = Downsampler(config.influxdb_downsample) if config.influxdb_downsample else None
         self.metrics_port: int | None = None  # the port /metrics is served on, once started
         self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
         self._snap_offset = 0  # ... and the journal offset it reflects
@@ -460,7 +463,9 @@ class Runner:
                 if events:
                     self.tsdb.write_events(events)
                 if readings and self.config.influxdb_readings:
-                    self.tsdb.write_readings(readings)
+                    kept = self._downsample.keep(readings) if self._downsample is not None else readings
+                    if kept:
+                        self.tsdb.write_readings(kept)
         except Exception:
             log.exception("queueing %d events / %d readings for the time-series store failed", len(events),
                           len(readings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
@@ -56,3 +57,31 @@ def test_settings_problems_are_named() -> None:
     s = InfluxDBSettings(url="127.0.0.1:8086", batch_size=0, retry_max_s=0.0)
     assert s.problems() == ["url: expected http(s)://host:port (got '127.0.0.1:8086')",
                             "batch_size: must be at least 1 (got 0)", "retry_max_s: must be positive (got 0.0)"]
+
+
+def test_downsampling_keeps_the_first_reading_of_each_aligned_window_per_sensor_and_metric() -> None:
+    from lifeline.sinks.downsample import Downsampler, parse_downsample
+
+    d = Downsampler(parse_downsample(["crowd=1m", "elevator.speed_ms=30s", "*=0"]))
+    rs = [Reading("C1", "crowd", "count", 60.0 * 10 + t, float(t)) for t in range(0, 180, 10)]
+    rs += [Reading("C2", "crowd", "count", 600.0, 1.0), Reading("E1", "elevator", "speed_ms", 600.0, 1.0),
+           Reading("E1", "elevator", "speed_ms", 615.0, 1.0), Reading("E1", "elevator", "speed_ms", 630.0, 1.0),
+           Reading("E1", "elevator", "load_kg", 615.0, 1.0), Reading("G1", "gas", "ch4_lel", 601.0, 1.0),
+           Reading("G1", "gas", "ch4_lel", 602.0, 1.0)]
+    kept = [(r.sensor, r.metric, r.ts) for r in d.keep(rs)]
+    assert kept == [("C1", "count", 600.0), ("C1", "count", 660.0), ("C1", "count", 720.0), ("C2", "count", 600.0),
+                    ("E1", "speed_ms", 600.0), ("E1", "speed_ms", 630.0), ("E1", "load_kg", 615.0),
+                    ("G1", "ch4_lel", 601.0), ("G1", "ch4_lel", 602.0)]
+    assert (d.kept, d.dropped) == (9, 16)
+    # a late reading in a window already written is not written again
+    assert d.keep([Reading("C1", "crowd", "count", 725.0, 1.0)]) == []
+
+
+def test_downsample_flags_are_checked() -> None:
+    from lifeline.errors import ConfigError
+    from lifeline.sinks.downsample import parse_downsample
+
+    with pytest.raises(ConfigError) as exc:
+        parse_downsample(["crowd", "gas=soon", "crowd=1m", "crowd=2m"])
+    text = str(exc.value)
+    assert "'crowd': expected KEY=INTERVAL" in text and "'gas=soon'" in text and "given twice" in text
