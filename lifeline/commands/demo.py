@@ -5,12 +5,15 @@ Starts (1) an embedded MQTT broker on 127.0.0.1 unless ``--broker`` is given, (2
 (3) the simulators as their own process (``python -m simulators run --realtime``) publishing the
 ``demo`` scenario, whose incidents start within the first minute, and (4) a console that prints
 every alert event it receives on ``lifeline/alerts/#``. Ctrl-C stops all of it cleanly.
+The engine also routes every alert to the demo city's departments (``DEMO_ROUTES``: log receivers, one JSON
+line per notification in ``<state-dir>/notifications.jsonl``) through noise control and the outbox.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -92,6 +95,7 @@ class Console:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from lifeline.alerting.routing import load_routing
     from lifeline.engine.runner import RunConfig, Runner
     from lifeline.registry import load_registry
     from lifeline.rules.loader import load_rules
@@ -116,11 +120,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     registry = load_registry(registry_path, districts_path)
     print(f"demo: {len(rules.rules)} rules, {len(registry)} sensors in {len(registry.districts)} districts; "
           f"state in {state}/", file=sys.stderr)
+    routes = state / "routes.yaml"
+    routes.write_text(DEMO_ROUTES.format(log=json.dumps(str(state / "notifications.jsonl"))))
     config = RunConfig(broker_host=host, broker_port=port, client_id=f"lifeline-demo-{port}",
                        rules_paths=(str(paths.default_rules()),), registry_path=str(registry_path),
                        districts_path=str(districts_path), db_path=str(state / "lifeline.db"),
                        journal_path=str(state / "journal.jsonl"), alerts_out=str(state / "alerts.jsonl"),
-                       tick_interval_s=5.0, status_interval_s=30.0)
+                       tick_interval_s=5.0, status_interval_s=30.0, routing=load_routing(routes, {}))
     runner = Runner(config, rules, registry)
     engine_thread = threading.Thread(target=runner.run, kwargs={"install_signals": False}, name="engine",
                                      daemon=True)
@@ -153,4 +159,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{k} {v}" for k, v in sorted(console.by_level.items())) or "none"
     print(f"demo: {console.count} alert events received; alerts fired by level: {summary}; "
           f"store: {state / 'lifeline.db'} (try: lifeline alerts list --db {state / 'lifeline.db'})", file=sys.stderr)
+    from lifeline.sinks.store import outbox_counts_at
+
+    counts = outbox_counts_at(state / "lifeline.db")
+    held = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "sent") or "none"
+    print(f"demo: notifications to the departments (routing: {routes}): {counts.get('sent', 0)} sent, in "
+          f"{state / 'notifications.jsonl'}; not sent: {held} (try: lifeline alerts outbox --db "
+          f"{state / 'lifeline.db'} --state silenced)", file=sys.stderr)
     return code
+
+
+# The demo city's departments, each a log receiver (one JSON line per notification) so the demo needs no
+# network; deploy/routes.example.yaml is the same tree with real channels.
+DEMO_ROUTES = """\
+receivers:
+  - {{name: control_centre, log: {{path: {log}}}}}
+  - {{name: duty_chief, log: {{path: {log}}}}}
+  - {{name: gas_company, log: {{path: {log}}}}}
+  - {{name: water_utility, log: {{path: {log}}}}}
+  - {{name: drainage_dept, log: {{path: {log}}}}}
+  - {{name: bridge_authority, log: {{path: {log}}}}}
+  - {{name: elevator_maintenance, log: {{path: {log}}}}}
+  - {{name: venue_operator, log: {{path: {log}}}}}
+  - {{name: public_security, log: {{path: {log}}}}}
+route:
+  receiver: control_centre
+  group_by: [district, domain]
+  group_wait: 10s
+  routes:
+    - {{match: {{owner: gas_company}}, receiver: gas_company, continue: true}}
+    - {{match: {{owner: water_utility}}, receiver: water_utility, continue: true}}
+    - {{match: {{owner: drainage_dept}}, receiver: drainage_dept, continue: true}}
+    - {{match: {{owner: bridge_authority}}, receiver: bridge_authority, continue: true}}
+    - {{match: {{owner: elevator_maintenance}}, receiver: elevator_maintenance, continue: true}}
+    - {{match: {{owner: venue_operator}}, receiver: venue_operator, continue: true}}
+    - {{match: {{domain: crowd, kind: safety, level: ">=orange"}}, receiver: public_security, continue: true}}
+    - {{match: {{kind: safety, level: ">=orange"}}, receiver: control_centre, escalate_to: [duty_chief],
+       group_by: []}}
+inhibit:
+  - {{name: sensor-offline, source: {{kind: nodata}}, target: {{kind: safety}}, equal: [sensor]}}
+  - {{name: district-comms-outage, source: {{kind: nodata}}, target: {{kind: nodata}}, equal: [district, domain],
+     min_sources: 3}}
+"""
