@@ -164,54 +164,106 @@ class WriteRefused(Exception):
 
 
 class _Spool:
-    """Failed batches on disk, one file each (written to a temporary name, then renamed), oldest first."""
+    """Failed batches on disk, one file each (written to a temporary name, then renamed), oldest first.
+
+    The files are numbered in the order they were written (``batch-<n>.lp``), and the spool keeps only the range
+    of numbers and two totals, never a list of its files: its memory is the same for one batch or a million.
+    (A list of paths cost ~390 bytes per batch, and the writer spools a batch per ``flush_interval_s`` while the
+    store is down: RAM grew with the length of an outage, ~33 MB a day, until the byte bound.) A number without
+    its file (removed by hand, or a gap left by an older version, which numbered rejected batches in the same
+    sequence) is skipped; when the count and the files disagree, the directory is counted again.
+    """
 
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root, self.max_bytes = root, max_bytes
         self.root.mkdir(parents=True, exist_ok=True)
-        self._files = sorted(self.root.glob("batch-*.lp"))
-        self._n = int(self._files[-1].stem.split("-")[1]) + 1 if self._files else 0
-        self.bytes = sum(p.stat().st_size for p in self._files)
+        self._next = 0  # the next batch's number
+        self._count = self._first = self.bytes = 0
+        self._rescan()
+        self._next_rejected = max((_number(p) + 1 for p in (self.root / "rejected").glob("rejected-*.lp")), default=0)
         self.dropped_lines = 0
 
+    def _rescan(self) -> None:
+        """Count the batch files on disk (at start, and when the count is off: a file removed by hand)."""
+        found = sorted(_number(p) for p in self.root.glob("batch-*.lp"))
+        self.bytes = sum(self._path(n).stat().st_size for n in found)
+        self._count = len(found)
+        self._next = max(self._next, found[-1] + 1 if found else 0)
+        self._first = found[0] if found else self._next  # the oldest batch's number
+
     def __len__(self) -> int:
-        return len(self._files)
+        return self._count
+
+    def _path(self, n: int) -> Path:
+        return self.root / f"batch-{n:012d}.lp"
 
     def put(self, lines: list[str]) -> None:
         data = ("\n".join(lines) + "\n").encode()
-        while self._files and self.bytes + len(data) > self.max_bytes:
-            old = self._files.pop(0)
+        while self._count and self.bytes + len(data) > self.max_bytes:
+            old = self._oldest()
+            if old is None:
+                break
             size, n = old.stat().st_size, old.read_bytes().count(b"\n")
             old.unlink()
-            self.bytes -= size
+            self._advance(size)
             self.dropped_lines += n
             log.error("influxdb spool full (%d bytes): dropped the oldest batch, %d points", self.max_bytes, n)
-        path = self.root / f"batch-{self._n:012d}.lp"
-        self._n += 1
+        path = self._path(self._next)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        self._files.append(path)
+        if not self._count:
+            self._first = self._next
+        self._next += 1  # only once the file is there
+        self._count += 1
         self.bytes += len(data)
 
+    def _oldest(self) -> Path | None:
+        """The oldest batch's file, skipping numbers without one."""
+        while self._count:
+            if self._first >= self._next:  # counted, but not there: removed by hand
+                log.warning("influxdb spool: %d batches counted are not in %s (removed by hand?); counting again",
+                            self._count, self.root)
+                self._rescan()
+                continue
+            p = self._path(self._first)
+            if p.exists():
+                return p
+            self._first += 1
+        return None
+
+    def _advance(self, size: int) -> None:
+        """The oldest batch (of ``size`` bytes) has left the spool."""
+        self._first += 1
+        self._count -= 1
+        self.bytes -= size
+
     def oldest(self) -> tuple[Path, list[str]] | None:
-        if not self._files:
+        p = self._oldest()
+        if p is None:
             return None
-        p = self._files[0]
         return p, p.read_text().splitlines()
 
     def done(self, path: Path) -> None:
-        self.bytes -= path.stat().st_size
+        """``path`` (the oldest batch, from ``oldest``) was written: remove it."""
+        if path != self._path(self._first):
+            raise ValueError(f"influxdb spool: {path} is not the oldest batch ({self._path(self._first)})")
+        size = path.stat().st_size
         path.unlink()
-        self._files.remove(path)
+        self._advance(size)
 
     def reject(self, lines: list[str], reason: str) -> Path:
         d = self.root / "rejected"
         d.mkdir(exist_ok=True)
-        path = d / f"rejected-{self._n:012d}.lp"
-        self._n += 1
+        path = d / f"rejected-{self._next_rejected:012d}.lp"  # numbered on their own: never one over another
+        self._next_rejected += 1
         path.write_text("# " + reason.replace("\n", " ") + "\n" + "\n".join(lines) + "\n")
         return path
+
+
+def _number(p: Path) -> int:
+    """The number in a spool file's name (``batch-000000000042.lp`` -> 42)."""
+    return int(p.stem.split("-")[1])
 
 
 class InfluxDBSink:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
 from lifeline.sinks.store import AlertStore
 from lifeline.testing_tsdb import TsdbError, VictoriaMetrics
 from tests.integration.conftest import Broker
-from tests.integration.helpers import WALK, Publisher, config, publish_walk, start_thread_runner, wait_for
+from tests.integration.helpers import WALK, Publisher, config, gas, publish_walk, start_thread_runner, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +185,59 @@ def test_runner_writes_readings_and_alert_events_after_the_store(mosquitto: Brok
             for s in vm.export('{__name__="lifeline_alert_seq", sensor="gas-0001"}', t0 - 1, t0 + 10)
             for ts, v in zip(s["timestamps"], s["values"], strict=True)}
     assert seen == {(e.event.value, e.level.colour, round(e.ts * 1000)): float(e.seq) for e in stored}
+
+
+def test_runner_across_a_store_outage_writes_every_point_exactly_once(mosquitto: Broker, vm: VictoriaMetrics,
+                                                                      tmp_path: Path) -> None:
+    """The runner, not only the sink: the store stops mid-stream and comes back. The runner keeps handling
+    messages while it is down (nothing waits on the store), the points go to the spool, and once the store is
+    back every reading and every alert event of before, during and after the outage is there exactly once."""
+    cfg = config(mosquitto.port, tmp_path, client_id="it-influx-outage", influxdb=_settings(vm.url, tmp_path / "spool"))
+    runner = start_thread_runner(cfg)
+    tsdb = runner.runner.tsdb
+    assert tsdb is not None
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    base = float(int(time.time()) - 300)
+    sent: dict[tuple[str, int], float] = {}
+
+    def quiet_readings(k0: int, n: int) -> None:
+        """n readings below every threshold on gas-0002..gas-0011, one per second of event time from base + k0."""
+        for k in range(k0, k0 + n):
+            sensor, value = 2 + k % 10, round(1.0 + (k % 7) * 0.25, 2)
+            topic, payload = gas(sensor, base + k, value)
+            pub.publish(topic, payload)
+            sent[(f"gas-{sensor:04d}", int((base + k) * 1000))] = value
+        pub.wait_acked()
+
+    try:
+        quiet_readings(0, 40)
+        wait_for(lambda: tsdb.stats()["written"] == 40, 20, "40 readings written with the store up")
+        vm.stop()
+        t0 = publish_walk(pub)  # 6 readings of gas-0001 and the 5 transitions of its alert, all while down
+        sent.update({("gas-0001", int((t0 + i) * 1000)): float(v) for i, v in enumerate(WALK)})
+        quiet_readings(40, 40)
+        wait_for(lambda: runner.runner.counts["messages"] == 86 and tsdb.stats()["spooled"] == 46 + 5, 20,
+                 "86 messages handled and 51 points spooled while the store is down")
+        assert tsdb.stats()["written"] == 40 and tsdb.stats()["spool_batches"] >= 1
+        vm.start()
+        quiet_readings(80, 40)
+        wait_for(lambda: tsdb.stats()["spool_batches"] == 0 and tsdb.stats()["written"] == 40 + 51 + 40, 20,
+                 "the spool drained and every point written once the store is back")
+    finally:
+        pub.close()
+        runner.stop()
+    stored: dict[tuple[str, int], float] = {}
+    for series in vm.export('{__name__="lifeline_reading_ch4_lel"}', base - 1000, base + 1000):
+        for ts, v in zip(series["timestamps"], series["values"], strict=True):
+            key = (series["metric"]["sensor"], int(ts))
+            assert key not in stored, f"reading stored twice: {key}"
+            stored[key] = float(v)
+    assert stored == sent  # 126 readings, each exactly once, with its value
+    with AlertStore(tmp_path / "lifeline.db") as store:
+        events = store.events()
+    assert [e.event.value for e in sorted(events, key=lambda e: e.seq)] == ["fired", "escalated", "escalated",
+                                                                           "deescalated", "resolved"]
+    seen = Counter((s["metric"]["event"], s["metric"]["level"], int(ts))
+                   for s in vm.export('{__name__="lifeline_alert_seq", sensor="gas-0001"}', t0 - 1, t0 + 10)
+                   for ts in s["timestamps"])
+    assert seen == Counter((e.event.value, e.level.colour, round(e.ts * 1000)) for e in events)
