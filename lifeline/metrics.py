@@ -14,7 +14,8 @@ runner observes per batch. Names and labels (docs/metrics.md):
 * ``lifeline_source_queue``: messages received and not yet handled; ``lifeline_broker_connected``;
 * ``lifeline_outbox_notifications{state}``: notifications by state (``pending`` is the backlog; sent, failed,
   expired); present only with ``--routes``;
-* ``lifeline_tsdb_*``: the time-series store's points written / spooled / rejected / dropped, write errors,
+* ``lifeline_tsdb_*``: the time-series store's points written / spooled / rejected / dropped / lost (neither
+  written nor spooled: the disk refused), write errors,
   batches that could not be queued (counters) and its backlog: ``lifeline_tsdb_queued``,
   ``lifeline_tsdb_spool_batches``, ``lifeline_tsdb_spool_bytes`` (gauges); present only with ``--influxdb``.
 """
@@ -76,7 +77,7 @@ class _RunnerCollector(Collector):
             s = r.tsdb.stats()
             yield _counter("lifeline_tsdb_queue_failures", "time-series store: batches that could not be queued",
                            c.get("tsdb_failures", 0))
-            for k in ("written", "spooled", "rejected", "dropped", "errors"):
+            for k in ("written", "spooled", "rejected", "dropped", "lost", "errors"):
                 yield _counter(f"lifeline_tsdb_{k}", f"time-series store: points {k}" if k != "errors"
                                else "time-series store: failed writes", s[k])
             for k, doc in (("queued", "lines queued in memory"), ("spool_batches", "batches waiting on disk"),

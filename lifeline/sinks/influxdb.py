@@ -6,8 +6,8 @@ Points (one schema for dashboards, docs/timeseries.md):
   readings of one payload (same sensor and time) share one point.
 * ``lifeline_alert``: tags ``rule``, ``sensor``, ``subject``, ``domain``, ``district``, ``level``
   (colour), ``kind``, ``event``, ``state``; fields ``value`` (when the rule had one), ``seq``,
-  ``level_num`` (1 blue .. 4 red) and ``alert`` (the alert id, a string: InfluxDB keeps it,
-  VictoriaMetrics keeps numeric fields only).
+  ``level_num`` (1 blue .. 4 red) and ``alert`` (the alert id, a string: InfluxDB keeps it;
+  VictoriaMetrics has no string values and stores ``lifeline_alert_alert`` as 0).
 
 Times in milliseconds. Writing the same point twice stores it once (same measurement, tags and
 time), so a retried batch never doubles anything.
@@ -159,6 +159,9 @@ class InfluxDBSettings:
         return out
 
 
+_ROUND_REST_S = 5.0  # after a writer round failed unexpectedly
+
+
 class WriteRefused(Exception):
     """The server refused the batch as malformed (4xx other than 429): retrying cannot help."""
 
@@ -284,7 +287,7 @@ class InfluxDBSink:
         self._spool = _Spool(Path(settings.spool_dir), settings.max_spool_bytes)
         self._q: queue.Queue[str | None] = queue.Queue(maxsize=settings.queue_lines)
         self._lock = threading.Lock()
-        self._stats = {"written": 0, "spooled": 0, "rejected": 0, "errors": 0, "batches": 0}
+        self._stats = {"written": 0, "spooled": 0, "rejected": 0, "errors": 0, "batches": 0, "lost": 0}
         self._closing = threading.Event()
         self._delay = settings.retry_initial_s  # the current backoff
         self._down_until = 0.0  # monotonic time before which no write is attempted (after a failure)
@@ -324,17 +327,34 @@ class InfluxDBSink:
 
     # ---- the writer thread --------------------------------------------------------------------
     def _run(self) -> None:
+        """The writer thread. It never dies of an error: a round that fails (a full disk while spooling, a spool
+        file gone) is logged, its points in hand are counted as ``lost``, and the next round goes on - a dead
+        writer would leave the queue to fill and the engine blocked on it."""
         s = self.settings
         while True:
             batch, stop = self._take(s.batch_size, s.flush_interval_s)
-            # while the spool holds older data, or the server is resting after a failure, new data goes behind
-            # it: points reach the store in the order they were written, and the queue never backs up
-            if batch and (len(self._spool) or time.monotonic() < self._down_until or not self._try(batch)):
-                self._to_spool(batch)
-            if len(self._spool) and time.monotonic() >= self._down_until:
-                self._drain()
+            try:
+                # while the spool holds older data, or the server is resting after a failure, new data goes behind
+                # it: points reach the store in the order they were written, and the queue never backs up
+                if batch and (len(self._spool) or time.monotonic() < self._down_until or not self._try(batch)):
+                    self._to_spool(batch)
+            except Exception:
+                log.exception("time-series store: %d points could be neither written nor spooled; counted as lost",
+                              len(batch))
+                with self._lock:
+                    self._stats["lost"] += len(batch)
+                self._down_until = time.monotonic() + _ROUND_REST_S
+            try:
+                if len(self._spool) and time.monotonic() >= self._down_until:
+                    self._drain()
+            except Exception:
+                log.exception("time-series store: draining the spool failed; trying again in %g s", _ROUND_REST_S)
+                self._down_until = time.monotonic() + _ROUND_REST_S
             if stop:
-                self._finish()
+                try:
+                    self._finish()
+                except Exception:
+                    log.exception("time-series store: closing failed; what was queued may be lost")
                 return
 
     def _finish(self) -> None:

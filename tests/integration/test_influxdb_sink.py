@@ -128,6 +128,36 @@ def test_a_full_spool_drops_the_oldest_batch_and_counts_it(tmp_path: Path) -> No
     assert s["dropped"] + sum(p.read_text().count("\n") for p in (tmp_path / "spool").glob("batch-*.lp")) == 300
 
 
+def test_the_writer_survives_a_disk_that_refuses_the_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is down (a closed port) and the disk refuses one spool write. A full disk cannot be made here
+    on demand, so the spool's ``put`` raises ENOSPC once (a stand-in, said so): that batch is counted as lost
+    with an error logged, and the writer thread goes on spooling the next ones - it must not die and leave the
+    engine blocked on a full queue."""
+    import errno
+
+    from lifeline.sinks import influxdb
+    from lifeline.testing_broker import free_port
+
+    real_put = influxdb._Spool.put
+    calls = {"n": 0}
+
+    def put_once_refused(self: influxdb._Spool, lines: list[str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_put(self, lines)
+
+    monkeypatch.setattr(influxdb._Spool, "put", put_once_refused)
+    sink = InfluxDBSink(_settings(f"http://127.0.0.1:{free_port()}", tmp_path / "spool"))
+    sink.write_events(_events(50))
+    _wait(lambda: sink.stats()["lost"] == 50)
+    sink.write_events(_events(50, T + 1000))
+    _wait(lambda: sink.stats()["spooled"] == 50)
+    assert sink._thread.is_alive()  # the point of the test
+    sink.close()
+    assert sink.stats()["lost"] == 50
+
+
 class _Refuse(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
