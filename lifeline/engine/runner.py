@@ -92,6 +92,7 @@ class RunConfig:
     influxdb_readings: bool = True  # write the readings too, not only the alert events
     metrics_addr: tuple[str, int] | None = None  # serve Prometheus /metrics here (port 0: any free one)
     routing: Routing | None = None  # who hears which alert transition (lifeline/alerting/routing.py); None: nobody
+    notify_retry_max_s: float = 300.0  # the outbox's longest wait between two attempts (Dispatcher.retry_max_s)
 
 
 @dataclass(slots=True)
@@ -160,7 +161,8 @@ class Runner:
             log.info("metrics on http://%s:%d/metrics", cfg.metrics_addr[0], self.metrics_port)
         self._restore()
         if cfg.routing is not None:  # after the restore: a replay may have queued notifications
-            self.dispatcher = Dispatcher(cfg.db_path, cfg.routing.notifiers(), clock=self.clock)
+            self.dispatcher = Dispatcher(cfg.db_path, cfg.routing.notifiers(), clock=self.clock,
+                                         retry_max_s=cfg.notify_retry_max_s)
             self.dispatcher.start()
         self.source.start(wait_s=cfg.connect_timeout_s)
         now = self.clock.monotonic()
