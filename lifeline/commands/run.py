@@ -25,6 +25,8 @@ from lifeline.timefmt import TimeFormatError, parse_duration
 if TYPE_CHECKING:
     from lifeline.sinks.influxdb import InfluxDBSettings
 
+RETRY_INITIAL_S = 2.0  # the outbox dispatcher's first wait after a failed attempt (Dispatcher.retry_initial_s)
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the live engine against an MQTT broker", description=__doc__,
@@ -56,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--no-publish", action="store_true", help="do not publish alerts and dead letters over MQTT")
     p.add_argument("--routes", type=Path, default=None, metavar="FILE",
                    help="notification routing tree and receivers (YAML, docs/delivery.md); default: notify nobody")
+    p.add_argument("--notify-retry-max", default="5m", metavar="DURATION",
+                   help="longest wait between two attempts at an undelivered notification: retries start after "
+                        f"{RETRY_INITIAL_S:g} s and double up to this (default: %(default)s)")
     p.add_argument("--metrics", default=None, metavar="HOST:PORT",
                    help="serve Prometheus /metrics here, e.g. 127.0.0.1:9464 (docs/metrics.md); default: off")
     ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
@@ -83,6 +88,14 @@ def _duration(flag: str, text: str | None) -> float | None:
         return parse_duration(text)
     except TimeFormatError as exc:
         raise ConfigError(f"{flag}: {exc}") from None
+
+
+def _retry_max(text: str) -> float:
+    value = _duration("--notify-retry-max", text)
+    if value is None or value < RETRY_INITIAL_S:
+        raise ConfigError(f"--notify-retry-max: must be at least the first retry's {RETRY_INITIAL_S:g} s "
+                          f"(got {text!r})")
+    return value
 
 
 def parse_address(flag: str, text: str) -> tuple[str, int]:
@@ -123,6 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lifeline.sinks.downsample import parse_downsample
 
     host, port = parse_broker(args.broker)
+    retry_max_s = _retry_max(args.notify_retry_max)
     rules_paths = args.rules or [paths.default_rules()]
     reg_path = args.registry or paths.default_registry()
     districts = args.districts or (paths.default_districts() if args.registry is None else None)
@@ -141,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         influxdb_downsample=parse_downsample(args.influxdb_downsample),
         metrics_addr=None if args.metrics is None else parse_address("--metrics", args.metrics),
         routing=None if args.routes is None else load_routing(args.routes),
+        notify_retry_max_s=retry_max_s,
     )
     print(f"lifeline run: {len(ruleset.rules)} rules, {len(registry)} sensors; broker {host}:{port} "
           f"(client id {args.client_id!r}), store {args.db}, journal {args.journal or 'off'}", file=sys.stderr)

@@ -95,7 +95,7 @@ class RunConfig:
     influxdb_downsample: Mapping[str, float] = field(default_factory=dict)  # lifeline/sinks/downsample.py
     metrics_addr: tuple[str, int] | None = None  # serve Prometheus /metrics here (port 0: any free one)
     routing: Routing | None = None  # who hears which alert transition (lifeline/alerting/routing.py); None: nobody
-    notify_retry_max_s: float = 300.0  # the outbox's longest wait between attempts at a failing receiver
+    notify_retry_max_s: float = 300.0  # the outbox's longest wait between two attempts (Dispatcher.retry_max_s)
 
 
 @dataclass(slots=True)

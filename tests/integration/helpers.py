@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,13 +83,15 @@ def start_thread_runner(cfg: RunConfig) -> ThreadRunner:
     return ThreadRunner(Runner(cfg, rules, reg))
 
 
-def spawn_runner(port: int, tmp: Path, client_id: str) -> subprocess.Popen[bytes]:
-    """``python -m tests.integration.runner_entry``: the same Runner in its own process (to SIGKILL it)."""
+def spawn_runner(port: int, tmp: Path, client_id: str, *args: str,
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``python -m tests.integration.runner_entry``: the same Runner in its own process (to SIGKILL it);
+    ``args``: more of runner_entry's options, ``env``: more environment (a routing file's secrets)."""
     log = (tmp / "runner.log").open("ab")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.integration.runner_entry", "--port", str(port), "--dir", str(tmp),
-         "--client-id", client_id], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+         "--client-id", client_id, *args], cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
 
 
 class Collector:

@@ -73,3 +73,9 @@ def test_cli_alerts_unknown_id_is_a_clear_error(tmp_path: Path, capsys: pytest.C
     code = main(["alerts", "--db", str(db), "ack", "ffffffffffff"])
     assert code != 0
     assert "ffffffffffff" in capsys.readouterr().err
+
+
+def test_cli_run_refuses_a_retry_cap_below_the_first_retry(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--notify-retry-max`` below the dispatcher's first 2-s wait is refused before anything starts."""
+    assert main(["run", "--notify-retry-max", "1s"]) == 1
+    assert "--notify-retry-max: must be at least the first retry's 2 s (got '1s')" in capsys.readouterr().err
