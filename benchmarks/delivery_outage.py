@@ -21,7 +21,8 @@ One run of this command:
 6. in the same run, for reference, lets a fresh dispatcher deliver the same notifications from a new outbox
    to the receiver while it is up (what a receiver that was never down costs to serve them all at once).
 
-Reported: notifications expected (the stored alert events x the routing tree), delivered, duplicates (keys
+Reported: notifications expected (the alert events through the routing tree and noise control, decided
+again over a backtest of the same stream, plus the reminders of alerts nobody acknowledged), delivered, duplicates (keys
 seen more than once; must be 0), missing (must be 0), extra (delivered but not implied; must be 0), the
 time from the receiver's return to the first, median, 90th-percentile and last delivery, the drain rate
 against the reference, and what lifeline sent while the receiver was down: requests per minute to the dead
@@ -61,7 +62,8 @@ from benchmarks.common import demo_registry, machine, simulated_input, write_res
 from benchmarks.e2e_throughput import mosquitto_version
 from lifeline import paths
 from lifeline.alerting.outbox import Dispatcher
-from lifeline.alerting.routing import Routing, labels_of, load_routing
+from lifeline.alerting.policy import Policy
+from lifeline.alerting.routing import Routing, labels_of, load_routing, positions_of
 from lifeline.codec import decode
 from lifeline.engine import Engine
 from lifeline.model import AlertEvent
@@ -125,9 +127,10 @@ def scenario_messages(src: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def backtest(msgs: list[tuple[str, bytes]]) -> list[AlertEvent]:
+def backtest(msgs: list[tuple[str, bytes]]) -> tuple[list[AlertEvent], float]:
     """The alert events of exactly these payloads, decoded as the runner decodes them and fed in batches of
-    whole payloads, as the runner cuts them (a payload's readings are evaluated together)."""
+    whole payloads, as the runner cuts them (a payload's readings are evaluated together); and the engine's
+    clock at the end (its watermark)."""
     registry = demo_registry()
     engine = Engine(load_rules([paths.default_rules()]), registry)
     events: list[AlertEvent] = []
@@ -135,7 +138,14 @@ def backtest(msgs: list[tuple[str, bytes]]) -> list[AlertEvent]:
         batch = [r for topic, payload in msgs[i:i + 1000]
                  for r in decode(topic, payload, registry=registry, received_at=None, prefix=PREFIX).readings]
         events.extend(engine.process(batch).events)
-    return events
+    return events, float(engine.watermark or 0.0)
+
+
+def decided(routing: Routing, events: list[AlertEvent], clock: float) -> list[Notification]:
+    """Noise control over the backtest's events, as the runner applies it: the outbox rows it must hold."""
+    registry = demo_registry()
+    policy = Policy(routing, labels=labels_of(registry), position=positions_of(registry))
+    return policy.process(events, 0.0).notifications + policy.advance(clock, 0.0).notifications
 
 
 class PacedPublisher:
@@ -268,7 +278,8 @@ def outbox_state(db: Path) -> tuple[Counter[str], int]:
 def reference_drain(db: Path, work: Path, routing: Routing, hook: HookReceiver, timeout: float) -> float:
     """A fresh outbox holding the same notifications, pending, delivered by a fresh dispatcher to the receiver
     while it is up: seconds from the dispatcher's start to the last delivery."""
-    rows = query(db, "SELECT key, receiver, alert, seq, created, payload FROM outbox ORDER BY rowid")
+    rows = query(db, "SELECT key, receiver, alert, seq, created, payload FROM outbox WHERE state = 'sent' "
+                     "ORDER BY rowid")
     notes = [Notification(k, r, a, int(q), float(c), orjson.loads(p)) for k, r, a, q, c, p in rows]
     ref_db = work / "reference.db"
     with AlertStore(ref_db) as store:
@@ -343,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     msgs = scenario_messages(src)
     say(f"backtesting {len(msgs):,} payloads of scenario {args.scenario!r} ({args.duration}) with the shipped "
         "packs ...")
-    events = backtest(msgs)
+    events, clock = backtest(msgs)
     wanted = {(e.id, e.seq) for e in events}
     say(f"{len(events)} alert events expected; the stream runs {stream_s:.0f} s at {len(msgs) / stream_s:,.0f} msg/s")
 
@@ -361,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             r = run_outage(engine, hook, msgs, wanted, outage, kill_at, down, stream_s, retry_max)
             stored = r["stored"]
-            expected = {(e.id, e.seq, rcv) for e in stored
-                        for rcv in routing.receivers_for(e, labels_of(demo_registry())(e.sensor))}
+            rows = decided(routing, events, clock)
+            routed = sum(len(routing.receivers_for(e, labels_of(demo_registry())(e.sensor))) for e in stored)
             outage_got = hook.snapshot()
             hook.stop()
             say("reference: the same notifications from a fresh outbox to the receiver while it is up ...")
@@ -376,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.cleanup()
             hook.stop()
             stop_broker(broker.proc)
-        text, ok = report(args, r, events, wanted, expected, outage_got, ref_s, len(msgs), stream_s, retry_max)
+        text, ok = report(args, r, events, wanted, rows, routed, outage_got, ref_s, len(msgs), stream_s, retry_max)
     print(text)
     say(f"written to {write_result('delivery_outage', text)}")
     return 0 if ok else 1
@@ -466,28 +477,35 @@ def run_outage(engine: EngineProcess, hook: HookReceiver, msgs: list[tuple[str, 
 
 
 def report(args: argparse.Namespace, r: dict[str, Any], events: list[AlertEvent], wanted: set[tuple[str, int]],
-           expected: set[tuple[str, int, str]], got: list[Delivery], ref_s: float,
+           rows: list[Notification], routed: int, got: list[Delivery], ref_s: float,
            n_msgs: int, stream_s: float, retry_max: float) -> tuple[str, bool]:
     stored: list[AlertEvent] = r["stored"]
     outbox = r["outbox"]
     t_up, outage = r["t_up"], r["outage"]
     keys = Counter(d.key for d in got)
-    delivered = {(d.alert, d.seq, d.receiver) for d in got if d.signed and d.consistent}
+    # what must arrive: every row noise control lets through, and the reminders of alerts nobody acknowledged
+    # (escalation runs on the wall clock, so those are taken from the outbox)
+    reminders = {o.key for o in outbox if o.note.startswith("reminder")}
+    expected = {n.key for n in rows if n.state == "pending"} | reminders
+    held = Counter(n.state for n in rows if n.state != "pending")
+    delivered = {d.key for d in got if d.signed and d.consistent}
     dups = sum(1 for n in keys.values() if n > 1)
     missing, extra = expected - delivered, delivered - expected
     store_ok = {(e.id, e.seq) for e in stored} == wanted and len(stored) == len(wanted)
     bad = sum(1 for d in got if not (d.signed and d.consistent))
-    ok = (not dups and not missing and not extra and store_ok and not bad and len(outbox) == len(expected)
-          and r["exit"] == 0)
+    outbox_ok = ({o.key for o in outbox} == {n.key for n in rows} | reminders
+                 and Counter(o.state for o in outbox if o.state != "sent") == held)
+    ok = (not dups and not missing and not extra and store_ok and not bad and outbox_ok and r["exit"] == 0)
     after = sorted(d.at - t_up for d in got) or [math.nan]
     drain_s = after[-1]
     n = len(expected)
     per_rcv: dict[str, list[Any]] = defaultdict(list)
     for o in outbox:
-        per_rcv[o.receiver].append(o)
+        if o.state == "sent":  # the held ones were never meant to go out
+            per_rcv[o.receiver].append(o)
     first_by = {rcv: min((d.at - t_up for d in got if d.receiver == rcv), default=math.nan) for rcv in per_rcv}
     last_by = {rcv: max((d.at - t_up for d in got if d.receiver == rcv), default=math.nan) for rcv in per_rcv}
-    created = sorted(o.created for o in outbox)
+    created = sorted(o.created for o in outbox if o.state == "sent")
     span_min = max(created[-1] - created[0], 1.0) / 60 if created else 1.0
     multi, disordered = out_of_order(got)
     kill_t, pending_kill, total_kill, attempts_kill = r["at_kill"]
@@ -500,7 +518,7 @@ def report(args: argparse.Namespace, r: dict[str, Any], events: list[AlertEvent]
         f"| {statistics.mean(o.attempts for o in rows):.2f} / {max(o.attempts for o in rows)} "
         f"| {fmt_s(first_by[rcv])} / {fmt_s(last_by[rcv])} |"
         for rcv, rows in sorted(per_rcv.items()))
-    all_att = [o.attempts for o in outbox]
+    all_att = [o.attempts for o in outbox if o.state == "sent"]
     kinds = Counter(e.event.value for e in stored)
     status = "**met**" if ok else "**NOT met**"
     verdict = ("after the receiver's return every notification arrived, each key once, signed." if ok else
@@ -526,7 +544,11 @@ def report(args: argparse.Namespace, r: dict[str, Any], events: list[AlertEvent]
         f"attempts in all while the receiver was down; "
         f"{verdict}\n\n"
         "| what | figure |\n|---|---:|\n"
-        f"| notifications expected (stored alert events × routing tree) | {n} |\n"
+        f"| transitions × the receivers the routing tree names | {routed} |\n"
+        f"| notifications expected (through noise control; held: "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(held.items())) or 'none'}; {len(reminders)} reminders) | {n} |\n"
+        f"| outbox = noise control's decisions over a backtest of the same stream | "
+        f"{'yes' if outbox_ok else 'NO'} |\n"
         f"| delivered (distinct keys, signature and key checked) | {len(delivered)} |\n"
         f"| duplicates (keys that arrived more than once) | **{dups}** |\n"
         f"| missing | **{len(missing)}** |\n"

@@ -57,6 +57,7 @@ class Dispatcher:
         self.poll_s, self.batch = poll_s, batch
         self.escalator, self.escalate_every_s = escalator, escalate_every_s
         self._rest: dict[str, float] = {}  # receiver -> no attempt before this time (after a failure)
+        self._fails: dict[str, int] = {}  # receiver -> failures since its last success
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -136,14 +137,22 @@ class Dispatcher:
             wait = min(self.retry_initial_s * 2.0 ** (attempts - 1), self.retry_max_s)
             for k in keys:
                 store.outbox_retry(k, str(exc), now + wait)
-            self._rest[n.receiver] = now + wait
+            # the receiver as a whole backs off too: a dead one is not probed each time a new notification is due
+            fails = self._fails[n.receiver] = self._fails.get(n.receiver, 0) + 1
+            rest = min(self.retry_initial_s * 2.0 ** (fails - 1), self.retry_max_s)
+            self._rest[n.receiver] = now + max(wait, rest)
             log.warning("notification %s to %s failed (attempt %d), receiver rests %.0f s: %s", n.key, n.receiver,
-                        attempts, wait, exc)
+                        attempts, max(wait, rest), exc)
             return False
+        now = self.clock.now()
         if group:
-            store.outbox_sent_group(n.receiver, group, keys, self.clock.now())
+            store.outbox_sent_group(n.receiver, group, keys, now)
         else:
-            store.outbox_sent(n.key, self.clock.now())
+            store.outbox_sent(n.key, now)
+        # it answers again after failing (here, or before a restart): its backlog is due now, not on old timers
+        if self._fails.pop(n.receiver, 0) or store.outbox_attempts(keys[0]) > 1:
+            woken = store.outbox_wake(n.receiver, now)
+            log.info("receiver %s is back: %d waiting notifications due now", n.receiver, woken)
         return True
 
     # ---- threads ----------------------------------------------------------------------------

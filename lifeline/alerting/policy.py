@@ -182,10 +182,11 @@ class Policy:
             if worse and why is None:  # an escalation is never held
                 self._send(out, e, payload, st, routed, created)
             else:
-                self._emit(out, payload, routed or st.receivers, created,
-                           why or ("flapping", f"flapping: {len(st.changes)} changes within "
-                                   f"{self.noise.flap_window_s / 60:g} min; held until quiet for "
-                                   f"{self.noise.flap_quiet_s / 60:g} min"))
+                held = why or ("flapping", f"flapping: {len(st.changes)} changes within "
+                               f"{self.noise.flap_window_s / 60:g} min; held until quiet for "
+                               f"{self.noise.flap_quiet_s / 60:g} min")
+                self._emit(out, payload, routed or st.receivers, created, held)
+                out.marks[e.id] = held[1] if held[0] == "flapping" else f"{held[0]}: {held[1]}"
             return
 
         if e.event == EventKind.RESOLVED:

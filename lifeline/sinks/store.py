@@ -328,6 +328,12 @@ class AlertStore:
         return [Notification(k, r, a, q, c, orjson.loads(p), s, n, g, gw, gi) for k, r, a, q, c, p, s, n, g, gw, gi
                 in rows]
 
+    def outbox_wake(self, receiver: str, now: float) -> int:
+        """Make ``receiver``'s pending notifications due now (it answers again after an outage); how many."""
+        with self._tx() as db:
+            return db.execute("UPDATE outbox SET next_at = ? WHERE receiver = ? AND state = 'pending' AND next_at > ?",
+                              (now, receiver, now)).rowcount
+
     def outbox_defer(self, keys: Sequence[str], next_at: float) -> None:
         """Hold pending notifications until ``next_at`` (a group waiting for its time), attempts unchanged."""
         with self._tx() as db:
@@ -494,21 +500,29 @@ class AlertStore:
     def overdue(self, deadlines: Mapping[Level, float], now: float) -> list[tuple[AlertRow, int, int, float]]:
         """Firing (unacknowledged, not suppressed) alerts past their level's acknowledgement deadline:
         (alert, the escalation step now due, the last step taken, when its current level began). Step k is
-        due ``k`` deadlines after the current level began; alerts whose due step was taken are left out."""
+        due ``k`` deadlines after the current level began - its event time, or when it was first queued for
+        a receiver if that was later (a reading that arrives late cannot have been acknowledged before it
+        arrived); alerts whose due step was taken are left out."""
         out = []
         rows = self._db.execute(
-            f"SELECT {_ALERT_SELECT}, (SELECT MAX(ts) FROM alert_events e WHERE e.id = a.id "
-            "AND e.event IN ('fired', 'escalated')), (SELECT MAX(step) FROM escalations x WHERE x.alert = a.id "
-            "AND x.seq = a.seq) FROM alerts a WHERE state = 'firing' AND suppressed IS NULL").fetchall()
+            f"SELECT {', '.join('a.' + f for f in _ALERT_FIELDS)}, s.ts, "
+            "(SELECT MIN(created) FROM outbox o WHERE o.alert = a.id AND o.seq = s.seq "
+            "AND o.note NOT LIKE 'reminder %' AND o.note NOT LIKE 'repeat %'), "  # the transition's, not a reminder's
+            "(SELECT MAX(step) FROM escalations x WHERE x.alert = a.id AND x.seq = a.seq) "
+            "FROM alerts a JOIN alert_events s ON s.id = a.id AND s.seq = (SELECT MAX(seq) FROM alert_events e "
+            "WHERE e.id = a.id AND e.event IN ('fired', 'escalated')) "
+            "WHERE a.state = 'firing' AND a.suppressed IS NULL").fetchall()
+        n = len(_ALERT_FIELDS)
         for r in rows:
-            alert = _alert_row(r[:len(_ALERT_FIELDS)])
-            since, done = r[len(_ALERT_FIELDS)], r[len(_ALERT_FIELDS) + 1] or 0
+            alert = _alert_row(r[:n])
+            began, queued, done = r[n], r[n + 1], r[n + 2] or 0
             deadline = deadlines.get(alert.level)
-            if since is None or not deadline:
+            if not deadline:
                 continue
+            since = max(float(began), float(queued)) if queued is not None else float(began)
             due_steps = int((now - since) // deadline)
             if due_steps > done:
-                out.append((alert, due_steps, int(done), float(since)))
+                out.append((alert, due_steps, int(done), since))
         return out
 
     def escalation_steps(self, alert_id: str, seq: int) -> int:

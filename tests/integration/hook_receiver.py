@@ -33,7 +33,8 @@ class Delivery:
     seq: int  # ... and transition number
     event: str  # fired, escalated, ...
     signed: bool  # X-Lifeline-Signature verifies with this receiver's secret
-    consistent: bool  # header key == body key == notification_key(alert, seq, receiver); body receiver == path
+    consistent: bool  # header key == body key (== notification_key(alert, seq, receiver) unless a notice);
+    # body receiver == path
     at: float  # time.monotonic() when it arrived
 
 
@@ -108,7 +109,9 @@ class HookReceiver:
             return 401
         doc = orjson.loads(body)
         alert = doc["alert"]
-        consistent = (doc["key"] == key == notification_key(alert["id"], alert["seq"], receiver)
+        # a notice (flapping, a reminder) carries a key of its own, tagged; a transition the plain one
+        plain = notification_key(alert["id"], alert["seq"], receiver)
+        consistent = (doc["key"] == key and (key == plain or bool(alert.get("notice")))
                       and doc["receiver"] == receiver)
         with self._lock:
             self.deliveries.append(Delivery(receiver, key, alert["id"], int(alert["seq"]), alert["event"], signed,

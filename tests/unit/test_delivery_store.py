@@ -180,3 +180,20 @@ def test_a_schema_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     with AlertStore(db) as store:  # and opens again as schema 2
         assert store.get("A1") is not None
     assert sqlite3.connect(db).execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+
+
+def test_the_deadline_of_a_late_alert_runs_from_when_it_was_queued(tmp_path: Path) -> None:
+    """A sensor that uploads an hour of buffered readings at once: its red alert's event time is an hour old,
+    but nobody could acknowledge it before it arrived - the deadline runs from when it was queued."""
+    clock = ManualClock(T0)
+    esc = Escalator(_routing(tmp_path), clock=clock)
+    with AlertStore(tmp_path / "s.db") as store:
+        e = _ev(1, EventKind.FIRED, Level.RED, T0 - 3600)
+        store.commit_batch([e], notifications=[Notification.of(e, "gas_company", T0)])
+        assert esc.run_once(store) == 0
+        clock.advance(299)
+        assert esc.run_once(store) == 0
+        clock.advance(1)
+        assert esc.run_once(store) == 1
+        assert [(r.receiver, r.note.split(":")[0]) for r in store.outbox_of("A1")] == [
+            ("gas_company", ""), ("gas_company", "reminder 1"), ("duty_chief", "reminder 1")]
