@@ -44,7 +44,7 @@ class Dispatcher:
     def __init__(self, store_path: str | Path, notifiers: Mapping[str, Notifier], *, clock: Clock | None = None,
                  retry_initial_s: float = 2.0, retry_max_s: float = 300.0, ttl_s: float = 86_400.0,
                  poll_s: float = 0.5, batch: int = 100, escalator: Escalator | None = None,
-                 escalate_every_s: float = 5.0) -> None:
+                 escalate_every_s: float = 5.0, probe_max_s: float = 30.0) -> None:
         if not 0 < retry_initial_s <= retry_max_s:
             raise ValueError(f"need 0 < retry_initial_s <= retry_max_s (got {retry_initial_s}, {retry_max_s})")
         if not ttl_s > 0 or not poll_s > 0 or batch < 1:
@@ -56,6 +56,9 @@ class Dispatcher:
         self.retry_initial_s, self.retry_max_s, self.ttl_s = retry_initial_s, retry_max_s, ttl_s
         self.poll_s, self.batch = poll_s, batch
         self.escalator, self.escalate_every_s = escalator, escalate_every_s
+        # a receiver that keeps failing is tried again at least this often (with its oldest notification when
+        # none is due): the bound on how long a backlog waits after the receiver comes back
+        self.probe_max_s = min(probe_max_s, retry_max_s)
         self._rest: dict[str, float] = {}  # receiver -> no attempt before this time (after a failure)
         self._fails: dict[str, int] = {}  # receiver -> failures since its last success
         self._stop = threading.Event()
@@ -79,6 +82,8 @@ class Dispatcher:
             due = store.outbox_due(now, self.batch, exclude=tuple(self.notifiers))
         else:
             due = store.outbox_due(now, self.batch, receiver=receiver)
+            if not due and self._fails.get(receiver):  # down: probe with its oldest notification
+                due = store.outbox_due(float("inf"), 1, receiver=receiver)
         units: list[tuple[Notification, list[Notification], str]] = []
         groups: dict[str, list[Notification]] = {}
         for n in due:
@@ -139,10 +144,10 @@ class Dispatcher:
                 store.outbox_retry(k, str(exc), now + wait)
             # the receiver as a whole backs off too: a dead one is not probed each time a new notification is due
             fails = self._fails[n.receiver] = self._fails.get(n.receiver, 0) + 1
-            rest = min(self.retry_initial_s * 2.0 ** (fails - 1), self.retry_max_s)
-            self._rest[n.receiver] = now + max(wait, rest)
-            log.warning("notification %s to %s failed (attempt %d), receiver rests %.0f s: %s", n.key, n.receiver,
-                        attempts, max(wait, rest), exc)
+            rest = min(self.retry_initial_s * 2.0 ** (fails - 1), self.probe_max_s)
+            self._rest[n.receiver] = now + rest
+            log.warning("notification %s to %s failed (attempt %d; next in %.0f s), receiver rests %.0f s: %s", n.key,
+                        n.receiver, attempts, wait, rest, exc)
             return False
         now = self.clock.now()
         if group:
