@@ -33,6 +33,23 @@ def inputs_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
+def mqtt_messages(src: Path, prefix: str = "lifeline/readings", limit: int | None = None) -> list[tuple[str, bytes]]:
+    """A replay file's payloads as the sensors publish them: ``<prefix>/<domain>/<sensor>`` and the rest of the
+    object, ticks left out (a live engine without ``--tick`` moves time by data only); the first ``limit``."""
+    import orjson
+
+    out: list[tuple[str, bytes]] = []
+    with src.open("rb") as f:
+        for line in f:
+            obj = orjson.loads(line)
+            if "tick" in obj:
+                continue
+            out.append((f"{prefix}/{obj.pop('domain')}/{obj.pop('sensor')}", orjson.dumps(obj)))
+            if limit is not None and len(out) == limit:
+                break
+    return out
+
+
 def simulated_input(scenario: str, duration: str, seed: int = 7) -> Path:
     """JSON lines of the demo city from the simulators (cached by arguments and ``inputs_fingerprint``)."""
     CACHE.mkdir(exist_ok=True)

@@ -58,7 +58,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.common import demo_registry, machine, simulated_input, write_result
+from benchmarks.common import demo_registry, machine, mqtt_messages, simulated_input, write_result
 from benchmarks.e2e_throughput import mosquitto_version
 from lifeline import paths
 from lifeline.alerting.outbox import Dispatcher
@@ -115,16 +115,8 @@ route:
 
 # ---- input ---------------------------------------------------------------------------------------
 def scenario_messages(src: Path) -> list[tuple[str, bytes]]:
-    """The scenario's payloads as the sensors publish them: ``<prefix>/<domain>/<sensor>``, ticks left out (the
-    live engine without ``--tick`` moves time by data only)."""
-    out: list[tuple[str, bytes]] = []
-    with src.open("rb") as f:
-        for line in f:
-            obj = orjson.loads(line)
-            if "tick" in obj:
-                continue
-            out.append((f"{PREFIX}/{obj.pop('domain')}/{obj.pop('sensor')}", orjson.dumps(obj)))
-    return out
+    """The scenario's payloads as the sensors publish them (``benchmarks.common.mqtt_messages``)."""
+    return mqtt_messages(src, PREFIX)
 
 
 def backtest(msgs: list[tuple[str, bytes]]) -> tuple[list[AlertEvent], float]:

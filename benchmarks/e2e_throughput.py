@@ -41,11 +41,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.common import demo_registry, machine, simulated_input, timed, write_result
+from benchmarks.common import demo_registry, machine, mqtt_messages, simulated_input, timed, write_result
 from lifeline import paths
 from lifeline.codec import decode
 from lifeline.engine import Engine
@@ -71,16 +70,9 @@ def demo_messages(n: int) -> list[tuple[str, bytes]]:
     """The first ``n`` payloads of the simulated demo city as single-reading MQTT messages."""
     hours = max(6, math.ceil(n / LINES_PER_HOUR) + 1)
     src = simulated_input("demo", f"{hours}h")
-    out: list[tuple[str, bytes]] = []
-    with src.open("rb") as f:
-        for line in f:
-            obj = orjson.loads(line)
-            if "tick" in obj:
-                continue
-            topic = f"{PREFIX}/{obj.pop('domain')}/{obj.pop('sensor')}"
-            out.append((topic, orjson.dumps(obj)))
-            if len(out) == n:
-                return out
+    out = mqtt_messages(src, PREFIX, n)
+    if len(out) == n:
+        return out
     raise SystemExit(f"{src}: only {len(out)} messages, {n} wanted")
 
 
