@@ -1,4 +1,4 @@
-"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence. ``--help`` everywhere."""
+"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence, console. ``--help`` everywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from lifeline import __version__
 
-COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence")
+COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence", "console")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,6 +61,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--notify-retry-max", default="5m", metavar="DURATION",
                    help="longest wait between two attempts at an undelivered notification: retries start after "
                         f"{RETRY_INITIAL_S:g} s and double up to this (default: %(default)s)")
+    p.add_argument("--console", default=None, metavar="HOST:PORT",
+                   help="serve the operator console's API here (docs/console.md; accounts: lifeline console users)")
     p.add_argument("--metrics", default=None, metavar="HOST:PORT",
                    help="serve Prometheus /metrics here, e.g. 127.0.0.1:9464 (docs/metrics.md); default: off")
     ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
@@ -154,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         influxdb=_influxdb(args), influxdb_readings=not args.influxdb_alerts_only,
         influxdb_downsample=parse_downsample(args.influxdb_downsample),
         metrics_addr=None if args.metrics is None else parse_address("--metrics", args.metrics),
+        console_addr=None if args.console is None else parse_address("--console", args.console),
         routing=None if args.routes is None else load_routing(args.routes),
         notify_retry_max_s=retry_max_s,
     )

@@ -50,6 +50,8 @@ from lifeline.alerting.policy import Decisions, Policy
 from lifeline.alerting.routing import Routing, labels_of, positions_of
 from lifeline.clock import Clock, SystemClock
 from lifeline.codec import Limits, decode, decode_line
+from lifeline.console.app import Console
+from lifeline.console.server import ConsoleServer
 from lifeline.engine.processor import Engine, EngineOutput
 from lifeline.metrics import RunnerMetrics
 from lifeline.model import AlertEvent, DeadLetter, Reading
@@ -94,6 +96,7 @@ class RunConfig:
     influxdb_readings: bool = True  # write the readings too, not only the alert events
     influxdb_downsample: Mapping[str, float] = field(default_factory=dict)  # lifeline/sinks/downsample.py
     metrics_addr: tuple[str, int] | None = None  # serve Prometheus /metrics here (port 0: any free one)
+    console_addr: tuple[str, int] | None = None  # serve the operator console here (lifeline/console/)
     routing: Routing | None = None  # who hears which alert transition (lifeline/alerting/routing.py); None: nobody
     notify_retry_max_s: float = 300.0  # the outbox's longest wait between two attempts (Dispatcher.retry_max_s)
 
@@ -138,6 +141,7 @@ class Runner:
         self._silences_version = -1
         self._downsample = Downsampler(config.influxdb_downsample) if config.influxdb_downsample else None
         self.metrics_port: int | None = None  # the port /metrics is served on, once started
+        self.console: ConsoleServer | None = None
         self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
         self._snap_offset = 0  # ... and the journal offset it reflects
         self._committed = 0  # journal offset of the last committed batch
@@ -166,6 +170,10 @@ class Runner:
             self.metrics = RunnerMetrics(self)
             self.metrics_port = self.metrics.serve(*cfg.metrics_addr)
             log.info("metrics on http://%s:%d/metrics", cfg.metrics_addr[0], self.metrics_port)
+        if cfg.console_addr is not None:
+            self.console = ConsoleServer(Console(cfg.db_path), *cfg.console_addr)
+            port = self.console.start()
+            log.info("console on http://%s:%d/", cfg.console_addr[0], port)
         self._restore()
         if cfg.routing is not None:  # after the restore: a replay may have queued notifications
             escalator = Escalator(cfg.routing, labels=self._labels, clock=self.clock)
@@ -268,6 +276,8 @@ class Runner:
             if self.store is not None and self._committed != self._snap_offset:
                 self._checkpoint(self._committed)  # a clean stop restarts without replay
         finally:
+            if self.console is not None:
+                self.console.stop()
             if self.dispatcher:
                 self.dispatcher.stop()  # what it has not sent stays in the outbox for the next start
             if self.metrics:

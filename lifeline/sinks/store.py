@@ -30,7 +30,7 @@ from lifeline.model import AlertEvent, EventKind, Level
 from lifeline.notifiers.base import Notification
 from lifeline.timefmt import rfc3339
 
-__all__ = ["AlertRow", "AlertStore", "Checkpoint", "HistoryEntry", "OutboxRow", "StoreError"]
+__all__ = ["VERDICTS", "AlertRow", "AlertStore", "Checkpoint", "HistoryEntry", "OutboxRow", "StoreError"]
 
 SCHEMA_VERSION = 2
 
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     level_n INTEGER NOT NULL, state TEXT NOT NULL, last_event TEXT NOT NULL, started REAL NOT NULL,
     updated REAL NOT NULL, value REAL, message TEXT NOT NULL, title TEXT NOT NULL, owner TEXT NOT NULL,
     playbook TEXT NOT NULL, acked_by TEXT, acked_at REAL, ack_reason TEXT,
-    resolved_by TEXT, resolved_at REAL, suppressed TEXT
+    resolved_by TEXT, resolved_at REAL, suppressed TEXT, assigned TEXT, verdict TEXT,
+    changed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, level_n);
 CREATE TABLE IF NOT EXISTS alert_actions (
@@ -96,6 +97,9 @@ _ADDED_COLUMNS = (
     ("outbox", "grp_wait", "REAL NOT NULL DEFAULT 0"),
     ("outbox", "grp_interval", "REAL NOT NULL DEFAULT 0"),
     ("alerts", "suppressed", "TEXT"),
+    ("alerts", "assigned", "TEXT"),
+    ("alerts", "verdict", "TEXT"),
+    ("alerts", "changed", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 _EVENT_COLS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state", "event",
@@ -122,6 +126,7 @@ WHERE excluded.seq > alerts.seq
 """
 
 
+VERDICTS = ("false_alarm", "sensor_fault", "maintenance", "confirmed")
 _QUEUED = ("pending", "awaiting_approval")  # outbox states that may still be sent
 _INSERT_OUTBOX = ("INSERT OR IGNORE INTO outbox (key, receiver, alert, seq, created, payload, state, attempts, "
                   "next_at, last_error, done_at, note, grp, grp_wait, grp_interval) "
@@ -168,6 +173,8 @@ class AlertRow:
     resolved_by: str | None
     resolved_at: float | None
     suppressed: str | None = None  # why its latest transition was not sent (silenced, inhibited, flapping)
+    assigned: str | None = None  # the department an operator handed it to
+    verdict: str | None = None  # an operator's verdict (VERDICTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +224,7 @@ class AlertStore:
         self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         self._db.executescript(_SCHEMA)
         self._check_version()
+        self._db.execute("CREATE INDEX IF NOT EXISTS alerts_changed ON alerts (changed)")  # after the columns
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -286,6 +294,9 @@ class AlertStore:
             new = db.total_changes - before
             if events:
                 db.executemany(_UPSERT_ALERT, [_alert_params(e) for e in events])
+                version = self._bump(db, "alerts_version")
+                db.executemany("UPDATE alerts SET changed = ? WHERE id = ?",
+                               [(version, i) for i in dict.fromkeys(e.id for e in events)])
             if notifications:
                 db.executemany(
                     _INSERT_OUTBOX, [_outbox_params(n, None if n.state in _QUEUED else n.created)
@@ -487,14 +498,19 @@ class AlertStore:
         return [tuple(r) for r in self._db.execute(
             "SELECT ts, actor, action, object, detail FROM audit ORDER BY n DESC LIMIT ?", (limit,))]
 
+    def audit(self, actor: str, action: str, obj: str, detail: str, ts: float) -> None:
+        """Record one act of a person (the console records every state-changing request here)."""
+        self._audit(self._db, ts, actor, action, obj, detail)
+
     @staticmethod
     def _audit(db: sqlite3.Connection, ts: float, actor: str, action: str, obj: str, detail: str) -> None:
         db.execute("INSERT INTO audit (ts, actor, action, object, detail) VALUES (?, ?, ?, ?, ?)",
                    (ts, actor, action, obj, detail))
 
     @staticmethod
-    def _bump(db: sqlite3.Connection, key: str) -> None:
+    def _bump(db: sqlite3.Connection, key: str) -> int:
         db.execute("INSERT INTO meta VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = value + 1", (key,))
+        return int(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
 
     # ---- escalation and response clocks -------------------------------------------------------
     def overdue(self, deadlines: Mapping[Level, float], now: float) -> list[tuple[AlertRow, int, int, float]]:
@@ -609,16 +625,52 @@ class AlertStore:
         return self._require(alert_id)
 
     def comment(self, alert_id: str, actor: str, text: str, ts: float) -> AlertRow:
+        if not text.strip():
+            raise StoreError(f"comment on alert {alert_id}: the text is empty")
         with self._tx():
             self._require(alert_id)
             self._action(alert_id, ts, "comment", actor, text)
         return self._require(alert_id)
+
+    def assign(self, alert_id: str, department: str, actor: str, reason: str, ts: float) -> AlertRow:
+        """Hand the alert to a department (the one that must act); recorded in its history."""
+        if not department.strip():
+            raise StoreError(f"assign alert {alert_id}: name the department")
+        with self._tx() as db:
+            self._require(alert_id)
+            db.execute("UPDATE alerts SET assigned = ? WHERE id = ?", (department, alert_id))
+            self._action(alert_id, ts, "assigned", actor, f"to {department}" + (f": {reason}" if reason else ""))
+        return self._require(alert_id)
+
+    def set_verdict(self, alert_id: str, verdict: str, actor: str, reason: str, ts: float) -> AlertRow:
+        """An operator's verdict on what the alert was (false alarm, sensor fault, maintenance, confirmed
+        incident): it feeds the per-rule precision figures; the latest verdict counts."""
+        if verdict not in VERDICTS:
+            raise StoreError(f"verdict must be one of {', '.join(VERDICTS)} (got {verdict!r})")
+        with self._tx() as db:
+            self._require(alert_id)
+            db.execute("UPDATE alerts SET verdict = ? WHERE id = ?", (verdict, alert_id))
+            self._action(alert_id, ts, f"verdict: {verdict}", actor, reason)
+        return self._require(alert_id)
+
+    def changed_since(self, version: int, limit: int = 5000) -> tuple[int, list[AlertRow]]:
+        """Alerts changed (by the engine or a person) after ``version`` of the change counter, and the counter
+        now: the console's live feed polls this."""
+        now = int(self._db.execute("SELECT COALESCE((SELECT value FROM meta WHERE key = 'alerts_version'), 0)")
+                  .fetchone()[0])
+        if now <= version:
+            return now, []
+        rows = self._db.execute(f"SELECT {_ALERT_SELECT} FROM alerts WHERE changed > ? ORDER BY changed LIMIT ?",
+                                (version, limit)).fetchall()
+        return now, [_alert_row(r) for r in rows]
 
     def _action(self, alert_id: str, ts: float, action: str, actor: str, reason: str) -> None:
         if not actor.strip():
             raise StoreError(f"{action} of alert {alert_id}: an actor (who) is required")
         self._db.execute("INSERT INTO alert_actions (id, ts, action, actor, reason) VALUES (?, ?, ?, ?, ?)",
                          (alert_id, ts, action, actor, reason))
+        version = self._bump(self._db, "alerts_version")
+        self._db.execute("UPDATE alerts SET changed = ? WHERE id = ?", (version, alert_id))
 
     def _require(self, alert_id: str) -> AlertRow:
         row = self.get(alert_id)
@@ -639,11 +691,16 @@ class AlertStore:
         return [_alert_row(r) for r in cur]
 
     def list_alerts(self, state: str | Iterable[str] | None = None, domain: str | None = None,
-                    level: str | None = None, limit: int | None = None) -> list[AlertRow]:
+                    level: str | None = None, limit: int | None = None, *, district: str | None = None,
+                    owner: str | None = None, assigned: str | None = None) -> list[AlertRow]:
         """Current alerts, worst level first, then most recently updated. ``state`` may be
         ``open`` (firing or acknowledged); ``level`` is a minimum level."""
         where: list[str] = []
         args: list[Any] = []
+        for column, value in (("district", district), ("owner", owner), ("assigned", assigned)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
         if state is not None:
             states = _states(state)
             where.append(f"state IN ({', '.join('?' * len(states))})")
@@ -661,6 +718,14 @@ class AlertStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [_alert_row(r) for r in self._db.execute(sql, args)]
+
+    def level_counts(self, state: str | Iterable[str] = "open") -> dict[str, int]:
+        """Alerts per level colour in ``state`` (default: open), every level present."""
+        states = _states(state)
+        marks = ", ".join("?" * len(states))
+        got = dict(self._db.execute(f"SELECT level, count(*) FROM alerts WHERE state IN ({marks}) GROUP BY level",
+                                    states).fetchall())
+        return {lv.colour: int(got.get(lv.colour, 0)) for lv in Level}
 
     def events(self, alert_id: str | None = None) -> list[AlertEvent]:
         """Engine events (all, or of one alert), in (id, seq) order."""
@@ -689,7 +754,8 @@ class AlertStore:
 
 _ALERT_FIELDS = ("id", "seq", "rule", "kind", "subject", "sensor", "domain", "district", "level", "state",
                  "last_event", "started", "updated", "value", "message", "title", "owner", "playbook",
-                 "acked_by", "acked_at", "ack_reason", "resolved_by", "resolved_at", "suppressed")
+                 "acked_by", "acked_at", "ack_reason", "resolved_by", "resolved_at", "suppressed", "assigned",
+                 "verdict")
 _ALERT_SELECT = ", ".join(_ALERT_FIELDS)
 
 

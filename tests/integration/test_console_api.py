@@ -1,0 +1,319 @@
+"""The console's JSON API over a real HTTP socket (uvicorn on loopback): every endpoint, every role, the
+unauthorised and malformed requests (a clear 4xx with the reason, never a 500), CSRF, API tokens, the audit
+log, and the live feed (server-sent events)."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from lifeline.console.accounts import Accounts
+from lifeline.console.app import ENDPOINTS, Console
+from lifeline.console.server import ConsoleServer
+from lifeline.model import AlertEvent, AlertKind, AlertState, EventKind, Level
+from lifeline.notifiers.base import Notification
+from lifeline.sinks.store import AlertStore
+from tests.integration.conftest import Broker
+from tests.integration.helpers import Publisher, config, gas, start_thread_runner
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_764_403_200.0
+PASSWORD = "correct horse battery"
+ROLES = ("viewer", "operator", "engineer", "admin")
+
+
+def _ev(i: int, level: Level, domain: str = "gas", district: str = "BH") -> AlertEvent:
+    return AlertEvent(id=f"A{i}", seq=1, rule=f"{domain}.rule", kind=AlertKind.SAFETY, subject=f"S{i}",
+                      sensor=f"S{i}", domain=domain, district=district, level=level, state=AlertState.FIRING,
+                      event=EventKind.FIRED, started=T0 + i, ts=T0 + i, value=float(i), message=f"m{i}",
+                      owner=f"{domain}_dept")
+
+
+class Client:
+    """A browser-like client: keeps cookies, sends JSON, records every status it got."""
+
+    statuses: list[int] = []  # noqa: RUF012 - shared on purpose: the never-a-500 check covers every client
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.csrf = ""
+        self.token = ""
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, csrf: bool = True,
+             content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
+        data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        if csrf and self.csrf:
+            req.add_header("X-CSRF-Token", self.csrf)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with self.opener.open(req, timeout=10) as r:
+                status, text = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read()
+        Client.statuses.append(status)
+        doc = orjson.loads(text) if text else {}
+        assert status < 400 or (isinstance(doc.get("error"), str) and doc["error"]), (status, doc)
+        return status, doc
+
+    def login(self, user: str, password: str = PASSWORD) -> int:
+        status, doc = self.call("POST", "/api/login", {"user": user, "password": password})
+        self.csrf = doc.get("csrf", "")
+        return status
+
+
+@pytest.fixture()
+def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    db = tmp_path / "lifeline.db"
+    with AlertStore(db) as store:
+        events = [_ev(1, Level.RED), _ev(2, Level.YELLOW, "water", "LY"), _ev(3, Level.ORANGE), _ev(4, Level.BLUE)]
+        held = Notification("k-public", "public_warning", "A1", 1, T0, events[0].to_dict(), "awaiting_approval",
+                            "needs approval")
+        store.commit_batch(events, notifications=[held])
+    accounts = Accounts(db)
+    for role in ROLES:
+        accounts.add_user(role, role, PASSWORD, T0)
+    accounts.close()
+    server = ConsoleServer(Console(db), "127.0.0.1", 0)
+    port = server.start()
+    Client.statuses = []
+    try:
+        yield f"http://127.0.0.1:{port}", db
+    finally:
+        server.stop()
+    assert 500 not in Client.statuses  # no request of the test was answered with a server error
+
+
+def test_public_endpoints_and_the_openapi_document_lists_every_endpoint(console: tuple[str, Path]) -> None:
+    c = Client(console[0])
+    assert c.call("GET", "/api/health") == (200, {"ok": True, "open_alerts": 4})
+    status, doc = c.call("GET", "/api/openapi.json")
+    assert status == 200 and doc["openapi"] == "3.1.0"
+    assert {(p, m.upper()) for p, ops in doc["paths"].items() for m in ops} == {(e.path, e.method) for e in ENDPOINTS}
+    assert doc["paths"]["/api/alerts/{id}/ack"]["post"]["description"] == "Needs the role operator or above."
+
+
+def test_unauthenticated_and_bad_logins_are_refused_with_reasons(console: tuple[str, Path]) -> None:
+    c = Client(console[0])
+    status, doc = c.call("GET", "/api/alerts")
+    assert status == 401 and "not logged in" in doc["error"]
+    assert c.call("POST", "/api/alerts/A1/ack", {})[0] == 401
+    assert c.login("operator", "wrong password") == 401
+    assert c.call("POST", "/api/login", {"user": "operator"})[1] == {"error": "'password' is required"}
+    for _ in range(4):
+        c.login("operator", "wrong password")
+    status, doc = c.call("POST", "/api/login", {"user": "operator", "password": PASSWORD})
+    assert status == 429 and "too many failed logins" in doc["error"]  # locked, even with the right password
+    bad = Client(console[0])
+    bad.token = "llt_not-a-token"
+    assert bad.call("GET", "/api/alerts") == (401, {"error": "unknown or revoked API token"})
+
+
+def test_a_viewer_reads_but_cannot_act_and_the_server_refuses_it(console: tuple[str, Path]) -> None:
+    c = Client(console[0])
+    assert c.login("viewer") == 200
+    status, doc = c.call("GET", "/api/alerts")
+    assert status == 200 and [a["id"] for a in doc["alerts"]] == ["A1", "A3", "A2", "A4"]  # worst level first
+    assert doc["counts"] == {"blue": 1, "yellow": 1, "orange": 1, "red": 1}
+    assert c.call("GET", "/api/alerts?level=orange")[1]["alerts"][1]["id"] == "A3"
+    assert [a["id"] for a in c.call("GET", "/api/alerts?domain=water&district=LY")[1]["alerts"]] == ["A2"]
+    status, doc = c.call("POST", "/api/alerts/A1/ack", {"reason": "seen"})
+    assert status == 403 and doc["error"] == ("viewer is a viewer; POST /api/alerts/{id}/ack needs operator or "
+                                              "above")
+    with AlertStore(console[1]) as store:
+        assert store.get("A1").state == "firing"  # type: ignore[union-attr]
+    for path, body in (("/api/silences", {"match": {"domain": "gas"}, "duration": "1h", "reason": "x"}),
+                       ("/api/outbox/k-public/approve", {"reason": "x"}),
+                       ("/api/users", {"name": "x", "role": "viewer", "password": PASSWORD})):
+        assert c.call("POST", path, body)[0] == 403
+    assert c.call("GET", "/api/audit")[0] == 403
+
+
+def test_an_operator_acts_with_csrf_and_every_act_is_in_the_history_and_the_audit_log(
+        console: tuple[str, Path]) -> None:
+    c = Client(console[0])
+    assert c.login("operator") == 200
+    status, doc = c.call("POST", "/api/alerts/A1/ack", {"reason": "crew sent"}, csrf=False)
+    assert status == 403 and "x-csrf-token" in doc["error"]
+    status, doc = c.call("POST", "/api/alerts/A1/ack", {"reason": "crew sent"})
+    assert status == 200 and doc["alert"]["state"] == "acknowledged" and doc["alert"]["acked_by"] == "operator"
+    assert c.call("POST", "/api/alerts/A1/assign", {"department": "gas_company"})[1]["alert"]["assigned"] == \
+        "gas_company"
+    assert c.call("POST", "/api/alerts/A1/comment", {"text": "valve closed 14:20"})[0] == 200
+    assert c.call("POST", "/api/alerts/A1/verdict", {"verdict": "confirmed"})[1]["alert"]["verdict"] == "confirmed"
+    assert c.call("POST", "/api/alerts/A1/resolve", {"reason": "repaired"})[1]["alert"]["state"] == "resolved"
+    status, doc = c.call("GET", "/api/alerts/A1")
+    events = [(h["event"], h["actor"]) for h in doc["history"]]
+    assert events == [("fired", "engine"), ("acknowledged", "operator"), ("assigned", "operator"),
+                      ("comment", "operator"), ("verdict: confirmed", "operator"), ("resolved", "operator")]
+    assert [d["receiver"] for d in doc["deliveries"]] == ["public_warning"]
+    admin = Client(console[0])
+    admin.login("admin")
+    actions = [(a["actor"], a["action"], a["object"]) for a in admin.call("GET", "/api/audit")[1]["audit"]]
+    assert actions[0] == ("admin", "login", "session")
+    assert actions[1:6] == [("operator", f"alert.{a}", "A1") for a in ("resolve", "verdict", "comment", "assign",
+                                                                        "ack")]
+    assert ("operator", "login", "session") in actions
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "message"), [
+    ("POST", "/api/alerts/A1/ack", b"{not json", 400, "not valid JSON"),
+    ("POST", "/api/alerts/A1/ack", b"[1, 2]", 400, "must be a JSON object"),
+    ("POST", "/api/alerts/A1/ack", b'{"reason": "x", "colour": "red"}', 400, "unknown field 'colour'"),
+    ("POST", "/api/alerts/A1/ack", b'{"reason": 5}', 400, "'reason' must be a string"),
+    ("POST", "/api/alerts/A1/resolve", b"{}", 400, "'reason' is required"),
+    ("POST", "/api/alerts/A1/verdict", b'{"verdict": "bad luck"}', 400, "verdict must be one of"),
+    ("POST", "/api/alerts/NOPE/ack", b"{}", 404, "no alert with id 'NOPE'"),
+    ("GET", "/api/alerts?level=purple", None, 400, "level must be one of"),
+    ("GET", "/api/alerts?limit=many", None, 400, "limit must be an integer"),
+    ("GET", "/api/alerts?colour=red", None, 400, "unknown parameter 'colour'"),
+    ("GET", "/api/nothing-here", None, 404, "no such endpoint"),
+    ("DELETE", "/api/alerts", None, 405, "DELETE is not allowed"),
+    ("GET", "/api/stats/response-times?since=soon", None, 400, "since:"),
+])
+def test_malformed_requests_get_a_clear_4xx(console: tuple[str, Path], method: str, path: str, body: bytes | None,
+                                           status: int, message: str) -> None:
+    c = Client(console[0])
+    c.login("operator")
+    got, doc = c.call(method, path, raw=body)
+    assert got == status and message in doc["error"], doc
+
+
+def test_a_body_that_is_not_json_is_refused(console: tuple[str, Path]) -> None:
+    c = Client(console[0])
+    c.login("operator")
+    status, doc = c.call("POST", "/api/alerts/A1/ack", raw=b"reason=x",
+                         content_type="application/x-www-form-urlencoded")
+    assert status == 415 and "JSON" in doc["error"]
+
+
+def test_an_engineer_manages_silences_and_an_admin_approves_users_and_tokens(console: tuple[str, Path]) -> None:
+    eng = Client(console[0])
+    eng.login("engineer")
+    status, doc = eng.call("POST", "/api/silences", {"match": {"domain": "gas", "level": ">=orange"},
+                                                      "polygon": [[117.0, 31.0], [117.5, 31.0], [117.5, 32.0]],
+                                                      "duration": "2h", "reason": "roadworks"})
+    assert status == 200
+    sid = doc["silence"]["id"]
+    assert eng.call("POST", "/api/silences", {"match": {"colour": "red"}, "duration": "1h", "reason": "x"})[1] == {
+        "error": "match.colour: unknown matcher 'colour' (one of domain, kind, level, district, rule, sensor, "
+                 "owner, labels)"}
+    assert eng.call("POST", "/api/silences", {"match": {"domain": "gas"}, "reason": "x"})[0] == 400
+    assert [s["id"] for s in eng.call("GET", "/api/silences")[1]["silences"]] == [sid]
+    assert eng.call("POST", f"/api/silences/{sid}/expire", {"reason": "done"})[0] == 200
+    assert eng.call("GET", "/api/silences")[1]["silences"] == []
+    assert eng.call("POST", "/api/silences/S-nope/expire", {})[0] == 404
+    assert eng.call("POST", "/api/outbox/k-public/approve", {"reason": "x"})[0] == 403
+
+    admin = Client(console[0])
+    admin.login("admin")
+    assert [n["key"] for n in admin.call("GET", "/api/outbox?state=awaiting_approval")[1]["notifications"]] == [
+        "k-public"]
+    status, doc = admin.call("POST", "/api/outbox/k-public/approve", {"reason": "confirmed on site"})
+    assert status == 200 and doc["notification"]["state"] == "pending"
+    assert admin.call("POST", "/api/outbox/k-public/approve", {"reason": "again"})[0] == 409
+    assert admin.call("POST", "/api/users", {"name": "li.na", "role": "operator", "password": "short"})[0] == 400
+    assert admin.call("POST", "/api/users", {"name": "li.na", "role": "operator", "password": PASSWORD})[0] == 200
+    assert admin.call("POST", "/api/users", {"name": "li.na", "role": "operator", "password": PASSWORD})[0] == 409
+    assert {u["name"] for u in admin.call("GET", "/api/users")[1]["users"]} == {*ROLES, "li.na"}
+    status, doc = admin.call("POST", "/api/tokens", {"user": "li.na", "label": "dispatch system"})
+    assert status == 200 and doc["token"].startswith("llt_")
+    machine = Client(console[0])
+    machine.token = doc["token"]  # a machine client: no cookie, no CSRF, the user's role
+    assert machine.call("POST", "/api/alerts/A3/ack", {"reason": "dispatch system took it"})[0] == 200
+    assert machine.call("POST", "/api/silences", {"match": {"domain": "gas"}, "duration": "1h", "reason": "x"})[0] \
+        == 403
+    assert admin.call("GET", "/api/stats/response-times?since=100000d")[1]["departments"][0]["department"] == \
+        "gas_dept"
+
+
+def test_the_live_feed_pushes_a_change_within_a_second(console: tuple[str, Path]) -> None:
+    viewer, operator = Client(console[0]), Client(console[0])
+    viewer.login("viewer")
+    operator.login("operator")
+    got: list[tuple[str, dict[str, Any]]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        req = urllib.request.Request(console[0] + "/api/stream")
+        with viewer.opener.open(req, timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("text/event-stream")
+            event = ""
+            for raw in r:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    got.append((event, orjson.loads(line[6:])))
+                    ready.set()
+                    if event == "alerts":
+                        return
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    assert ready.wait(5) and got[0][0] == "hello"
+    t0 = time.monotonic()
+    operator.call("POST", "/api/alerts/A2/ack", {"reason": "water utility informed"})
+    t.join(5)
+    took = time.monotonic() - t0
+    assert got[-1][0] == "alerts" and [a["id"] for a in got[-1][1]["alerts"]] == ["A2"]
+    assert got[-1][1]["alerts"][0]["state"] == "acknowledged" and took < 1.5, took
+    assert Client(console[0]).call("GET", "/api/stream")[0] == 401
+
+
+def test_lifeline_run_serves_the_console_and_a_new_alert_reaches_the_feed_within_2_s(mosquitto: Broker,
+                                                                                     tmp_path: Path) -> None:
+    """`lifeline run --console`: readings over real MQTT raise an alert; a logged-in viewer's live feed has it
+    within 2 s of the reading being published."""
+    accounts = Accounts(tmp_path / "lifeline.db")
+    accounts.add_user("viewer", "viewer", PASSWORD, T0)
+    accounts.close()
+    runner = start_thread_runner(config(mosquitto.port, tmp_path, client_id="it-console",
+                                        console_addr=("127.0.0.1", 0)))
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    try:
+        assert runner.runner.console is not None
+        c = Client(f"http://127.0.0.1:{runner.runner.console.port}")
+        assert c.login("viewer") == 200
+        got: list[tuple[float, dict[str, Any]]] = []
+        ready = threading.Event()
+
+        def listen() -> None:
+            with c.opener.open(urllib.request.Request(c.base + "/api/stream"), timeout=15) as r:
+                for raw in r:
+                    line = raw.decode()
+                    if line.startswith("data: "):
+                        ready.set()
+                        doc = orjson.loads(line[6:])
+                        if doc.get("alerts"):
+                            got.append((time.monotonic(), doc))
+                            return
+
+        t = threading.Thread(target=listen, daemon=True)
+        t.start()
+        assert ready.wait(5)
+        t0 = time.monotonic()
+        pub.publish(*gas(1, time.time(), 30.0, seq=1))  # orange
+        t.join(10)
+        assert got, "no alert on the live feed"
+        took = got[0][0] - t0
+        (alert,) = got[0][1]["alerts"]
+        assert alert["sensor"] == "gas-0001" and alert["level"] == "orange" and took < 2.0, took
+    finally:
+        pub.close()
+        runner.stop()
