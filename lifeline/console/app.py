@@ -30,17 +30,21 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from lifeline.alerting.matchers import match_from
 from lifeline.clock import Clock, SystemClock
 from lifeline.console.accounts import Accounts, AuthError, Principal, allows
+from lifeline.console.risk import district_risk, sensor_states
 from lifeline.errors import StoreError
+from lifeline.registry import Registry
 from lifeline.sinks.store import VERDICTS, AlertRow, AlertStore, HistoryEntry, OutboxRow
 from lifeline.timefmt import TimeFormatError, parse_duration, parse_ts, rfc3339
 
 log = logging.getLogger(__name__)
 
+STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "lifeline_session"
 CSRF_HEADER = "x-csrf-token"
 MAX_BODY = 64 * 1024
@@ -127,6 +131,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                        password=_S), required=("name", "role", "password")),
     Endpoint("POST", "/api/tokens", "admin", "Create an API token for a user (shown once)", "token_add",
              body=_obj(user=_S, label=_S), required=("user", "label")),
+    Endpoint("GET", "/api/map", "viewer", "The city map: district polygons and sensor positions", "map"),
+    Endpoint("GET", "/api/map/risk", "viewer", "Each district's risk colour and each sensor's marker state, now",
+             "risk"),
     Endpoint("GET", "/api/stream", "viewer", "Server-sent events: alerts as they change", "stream",
              params=(Param("since", "the change counter to start after (default: now)", kind="integer"),)),
 )
@@ -143,8 +150,10 @@ class Ctx:
 class Console:
     """The API over one alert store. ``app()`` gives the ASGI application."""
 
-    def __init__(self, db_path: str | Path, *, clock: Clock | None = None, secure_cookies: bool = False) -> None:
+    def __init__(self, db_path: str | Path, *, registry: Registry | None = None, clock: Clock | None = None,
+                 secure_cookies: bool = False) -> None:
         self.db_path = str(db_path)
+        self.registry = registry or Registry()
         self.clock = clock or SystemClock()
         self.secure_cookies = secure_cookies
         self._local = threading.local()
@@ -167,7 +176,8 @@ class Console:
 
     # ---- the app -----------------------------------------------------------------------------
     def app(self) -> Starlette:
-        routes = [Route(ep.path, self._endpoint(ep), methods=[ep.method]) for ep in ENDPOINTS]
+        routes: list[Route | Mount] = [Route(ep.path, self._endpoint(ep), methods=[ep.method]) for ep in ENDPOINTS]
+        routes += [Route("/", _index, methods=["GET"]), Mount("/static", StaticFiles(directory=STATIC), name="static")]
         return Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _server_error})
 
     def _endpoint(self, ep: Endpoint) -> Callable[[Request], Any]:
@@ -412,6 +422,20 @@ class Console:
         self._record(ctx, "token.add", str(ctx.body["user"]), str(ctx.body["label"]))
         return {"token": token, "user": ctx.body["user"], "note": "shown once; store it now"}
 
+    def _map(self, ctx: Ctx) -> dict[str, Any]:
+        reg = self.registry
+        return {"districts": [{"id": d.id, "name": d.name, "rings": [list(map(list, r)) for r in (d.parts or
+                                                                                            (d.polygon,))]}
+                              for d in sorted(reg.districts.values(), key=lambda d: d.id)],
+                "sensors": [{"id": s.id, "domain": s.domain, "district": s.district, "lon": s.lon, "lat": s.lat,
+                             "asset": s.asset, "asset_type": s.asset_type, "owner": s.owner}
+                            for s in sorted(reg.sensors.values(), key=lambda s: s.id)]}
+
+    def _risk(self, ctx: Ctx) -> dict[str, Any]:
+        open_alerts = self.store().list_alerts(state="open")
+        return {"districts": district_risk(open_alerts, self.registry), "sensors": sensor_states(open_alerts),
+                "version": self.store().changed_since(1 << 62)[0]}
+
     # ---- the live feed ------------------------------------------------------------------------
     def _stream(self, request: Request, who: Principal | None) -> StreamingResponse:
         since_text = request.query_params.get("since")
@@ -506,6 +530,15 @@ def _polygon(value: object) -> tuple[tuple[float, float], ...] | None:
             raise ApiError(400, f"polygon point {pt!r} is not [lon, lat] in degrees")
         ring.append((float(pt[0]), float(pt[1])))
     return tuple(ring)
+
+
+async def _index(request: Request) -> Response:
+    return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
+
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
 def _json(doc: Any, status: int = 200) -> Response:

@@ -171,7 +171,7 @@ class Runner:
             self.metrics_port = self.metrics.serve(*cfg.metrics_addr)
             log.info("metrics on http://%s:%d/metrics", cfg.metrics_addr[0], self.metrics_port)
         if cfg.console_addr is not None:
-            self.console = ConsoleServer(Console(cfg.db_path), *cfg.console_addr)
+            self.console = ConsoleServer(Console(cfg.db_path, registry=self.registry), *cfg.console_addr)
             port = self.console.start()
             log.info("console on http://%s:%d/", cfg.console_addr[0], port)
         self._restore()

@@ -317,3 +317,41 @@ def test_lifeline_run_serves_the_console_and_a_new_alert_reaches_the_feed_within
     finally:
         pub.close()
         runner.stop()
+
+
+def test_the_map_and_the_page_are_served(tmp_path: Path) -> None:
+    """The demo city's map (districts, sensors), the live risk colours, and the page with its assets, all from
+    the console itself (no CDN) and under a strict Content-Security-Policy."""
+    from lifeline import paths
+    from lifeline.registry import load_registry
+
+    reg = load_registry(paths.default_registry(), paths.default_districts())
+    bridge = next(s for s in reg.sensors.values() if s.asset_type == "bridge")
+    db = tmp_path / "lifeline.db"
+    with AlertStore(db) as store:
+        e = _ev(1, Level.ORANGE, "bridge", bridge.district)
+        store.commit_batch([AlertEvent(**{**{f: getattr(e, f) for f in AlertEvent.__slots__},
+                                          "sensor": bridge.id, "subject": bridge.id})])
+    accounts = Accounts(db)
+    accounts.add_user("viewer", "viewer", PASSWORD, T0)
+    accounts.close()
+    server = ConsoleServer(Console(db, registry=reg), "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.start()}"
+    try:
+        c = Client(base)
+        c.login("viewer")
+        doc = c.call("GET", "/api/map")[1]
+        assert len(doc["districts"]) == len(reg.districts) and len(doc["sensors"]) == len(reg)
+        risk = c.call("GET", "/api/map/risk")[1]
+        assert risk["districts"][bridge.district]["level"] == "red"  # an orange on a bridge (criticality 3)
+        assert risk["sensors"] == {bridge.id: "orange"}
+        with urllib.request.urlopen(base + "/", timeout=10) as r:
+            page = r.read().decode()
+            assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+        assert '<script src="/static/app.js"' in page and "http" not in page.split("<body>")[0].replace(
+            'href="/static', "")
+        for asset in ("/static/app.js", "/static/app.css"):
+            with urllib.request.urlopen(base + asset, timeout=10) as r:
+                assert r.status == 200 and len(r.read()) > 1000
+    finally:
+        server.stop()
