@@ -36,9 +36,11 @@ from starlette.staticfiles import StaticFiles
 from lifeline.alerting.matchers import match_from
 from lifeline.clock import Clock, SystemClock
 from lifeline.console.accounts import Accounts, AuthError, Principal, allows
+from lifeline.console.recent import RecentReadings
 from lifeline.console.risk import district_risk, sensor_states
 from lifeline.errors import StoreError
 from lifeline.registry import Registry
+from lifeline.rules.model import RuleSet
 from lifeline.sinks.store import VERDICTS, AlertRow, AlertStore, HistoryEntry, OutboxRow
 from lifeline.timefmt import TimeFormatError, parse_duration, parse_ts, rfc3339
 
@@ -98,6 +100,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      Param("owner", "owning department"), Param("assigned", "assigned department"),
                      Param("limit", "at most this many (default 2000)", kind="integer"))),
     Endpoint("GET", "/api/alerts/{id}", "viewer", "One alert: its history and its notification deliveries", "alert"),
+    Endpoint("GET", "/api/alerts/{id}/readings", "viewer",
+             "The alert's sensor's recent readings, with the rule's threshold lines when it compares a metric",
+             "readings", params=(Param("hours", "how far back (default 6, at most 48)", kind="number"),)),
     Endpoint("POST", "/api/alerts/{id}/ack", "operator", "Acknowledge: a person has seen it and owns it", "ack",
              body=_obj(reason=_S)),
     Endpoint("POST", "/api/alerts/{id}/resolve", "operator", "Resolve by hand, with a reason", "resolve",
@@ -150,10 +155,13 @@ class Ctx:
 class Console:
     """The API over one alert store. ``app()`` gives the ASGI application."""
 
-    def __init__(self, db_path: str | Path, *, registry: Registry | None = None, clock: Clock | None = None,
+    def __init__(self, db_path: str | Path, *, registry: Registry | None = None, rules: RuleSet | None = None,
+                 recent: RecentReadings | None = None, clock: Clock | None = None,
                  secure_cookies: bool = False) -> None:
         self.db_path = str(db_path)
         self.registry = registry or Registry()
+        self.rules = rules.by_id() if rules is not None else {}
+        self.recent = recent
         self.clock = clock or SystemClock()
         self.secure_cookies = secure_cookies
         self._local = threading.local()
@@ -294,6 +302,29 @@ class Console:
         store = self.store()
         return {"alert": alert_json(row), "history": [history_json(h) for h in store.history(row.id)],
                 "deliveries": [delivery_json(o) for o in store.outbox_of(row.id)]}
+
+    def _readings(self, ctx: Ctx) -> dict[str, Any]:
+        row = self._require(ctx)
+        _only(ctx.request.query_params, ("hours",))
+        try:
+            hours = float(ctx.request.query_params.get("hours", "6"))
+        except ValueError:
+            raise ApiError(400, "hours must be a number") from None
+        if not 0 < hours <= 48:
+            raise ApiError(400, f"hours must be in (0, 48] (got {hours:g})")
+        end = row.updated if row.state == "resolved" else max(row.updated, ctx.now)
+        series = self.recent.series(row.sensor, end - hours * 3600) if self.recent is not None else {}
+        rule = self.rules.get(row.rule)
+        th = rule.thresholds if rule is not None and rule.detector is None else None
+        metric = rule.value.source.strip() if th is not None and rule is not None and rule.value is not None else None
+        if metric is not None and rule is not None and metric not in rule.metrics:
+            metric = None  # the rule compares an expression (a deviation, a ratio): no line on a metric's scale
+        lines = [{"level": lv.colour, "value": bound} for lv, bound in th.levels] if th and metric else []
+        return {"sensor": row.sensor, "series": {m: [[t, v] for t, v in pts] for m, pts in series.items()},
+                "metric": metric, "thresholds": lines, "direction": th.direction if th and metric else None,
+                "started": row.started,
+                "ended": row.updated if row.state == "resolved" else None,
+                "available": self.recent is not None}
 
     def _require(self, ctx: Ctx) -> AlertRow:
         alert_id = ctx.request.path_params["id"]

@@ -51,6 +51,7 @@ from lifeline.alerting.routing import Routing, labels_of, positions_of
 from lifeline.clock import Clock, SystemClock
 from lifeline.codec import Limits, decode, decode_line
 from lifeline.console.app import Console
+from lifeline.console.recent import RecentReadings
 from lifeline.console.server import ConsoleServer
 from lifeline.engine.processor import Engine, EngineOutput
 from lifeline.metrics import RunnerMetrics
@@ -117,6 +118,7 @@ class Runner:
         self.clock = clock or SystemClock()
         self.registry = registry
         self.engine = Engine(rules, registry)
+        self.rules = rules
         settings = MqttSettings(host=config.broker_host, port=config.broker_port, client_id=config.client_id,
                                 prefix=config.prefix)
         self.source: MqttSource | ProcessMqttSource
@@ -142,6 +144,7 @@ class Runner:
         self._downsample = Downsampler(config.influxdb_downsample) if config.influxdb_downsample else None
         self.metrics_port: int | None = None  # the port /metrics is served on, once started
         self.console: ConsoleServer | None = None
+        self.recent: RecentReadings | None = None  # the console's chart data (with --console)
         self._snap: dict[str, Any] = {}  # the last stored checkpoint ...
         self._snap_offset = 0  # ... and the journal offset it reflects
         self._committed = 0  # journal offset of the last committed batch
@@ -171,7 +174,9 @@ class Runner:
             self.metrics_port = self.metrics.serve(*cfg.metrics_addr)
             log.info("metrics on http://%s:%d/metrics", cfg.metrics_addr[0], self.metrics_port)
         if cfg.console_addr is not None:
-            self.console = ConsoleServer(Console(cfg.db_path, registry=self.registry), *cfg.console_addr)
+            self.recent = RecentReadings()
+            self.console = ConsoleServer(Console(cfg.db_path, registry=self.registry, rules=self.rules,
+                                                 recent=self.recent), *cfg.console_addr)
             port = self.console.start()
             log.info("console on http://%s:%d/", cfg.console_addr[0], port)
         self._restore()
@@ -468,6 +473,8 @@ class Runner:
             self.counts[f"alerts.{e.kind.value}.{e.level.colour}.{e.event.value}"] += 1
         for d in dead:
             self.counts["dead." + d.reason] += 1
+        if self.recent is not None and readings:
+            self.recent.add(readings)
         try:
             if self.tsdb is not None:
                 if events:

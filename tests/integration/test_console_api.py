@@ -314,6 +314,12 @@ def test_lifeline_run_serves_the_console_and_a_new_alert_reaches_the_feed_within
         took = got[0][0] - t0
         (alert,) = got[0][1]["alerts"]
         assert alert["sensor"] == "gas-0001" and alert["level"] == "orange" and took < 2.0, took
+        # the detail chart's data: the reading that raised it, and the rule's bounds on the metric's scale
+        status, doc = c.call("GET", f"/api/alerts/{alert['id']}/readings?hours=1")
+        assert status == 200 and doc["metric"] == "ch4_lel" and doc["series"]["ch4_lel"][-1][1] == 30.0
+        assert [(x["level"], x["value"]) for x in doc["thresholds"]] == [("blue", 5.0), ("yellow", 10.0),
+                                                                          ("orange", 20.0), ("red", 50.0)]
+        assert c.call("GET", f"/api/alerts/{alert['id']}/readings?hours=99")[0] == 400
     finally:
         pub.close()
         runner.stop()

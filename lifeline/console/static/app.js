@@ -14,7 +14,7 @@ const TEXT = {
     resolve: "解除", comment: "备注", assign: "指派", verdict: "研判", silence: "静默 2 小时", close: "关闭",
     history: "处置记录", deliveries: "通知投递", playbook: "处置预案", rule: "规则", owner: "责任单位",
     held: "未发送", reasonPrompt: "原因：", commentPrompt: "备注内容：", deptPrompt: "指派给哪个部门？",
-    normal: "正常", offline: "离线", silenced: "静默", refused: "操作被拒绝",
+    readings: "监测曲线", noReadings: "暂无近期数据", normal: "正常", offline: "离线", silenced: "静默", refused: "操作被拒绝",
     red: "红色 Ⅰ级", orange: "橙色 Ⅱ级", yellow: "黄色 Ⅲ级", blue: "蓝色 Ⅳ级", riskNone: "无风险",
     gas: "燃气", water: "供水", drainage: "排水", bridge: "桥梁", elevator: "电梯", crowd: "人员密集",
     false_alarm: "误报", sensor_fault: "设备故障", maintenance: "维护作业", confirmed: "确认事件",
@@ -28,7 +28,7 @@ const TEXT = {
     comment: "Comment", assign: "Assign", verdict: "Verdict", silence: "Silence 2 h", close: "Close",
     history: "History", deliveries: "Notifications", playbook: "Playbook", rule: "Rule", owner: "Owner",
     held: "held", reasonPrompt: "Reason:", commentPrompt: "Comment:", deptPrompt: "Assign to which department?",
-    normal: "normal", offline: "offline", silenced: "silenced", refused: "Refused",
+    readings: "Readings", noReadings: "no recent readings", normal: "normal", offline: "offline", silenced: "silenced", refused: "Refused",
     red: "RED (I)", orange: "ORANGE (II)", yellow: "YELLOW (III)", blue: "BLUE (IV)", riskNone: "no risk",
     gas: "gas", water: "water", drainage: "drainage", bridge: "bridges", elevator: "elevators", crowd: "crowds",
     false_alarm: "false alarm", sensor_fault: "sensor fault", maintenance: "maintenance",
@@ -313,6 +313,8 @@ async function openDetail(id) {
       button("silence", () => silence(a), "engineer"),
       el("button", { onclick: () => { S.selected = null; box.hidden = true; $("main").classList.remove(
         "with-detail"); renderBoard(); } }, t("close"))),
+    el("h3", {}, t("readings")),
+    el("div", { id: "chart" }),
     a.playbook ? el("details", { open: "" }, el("summary", {}, t("playbook")), el("pre", {}, a.playbook)) : "",
     el("h3", {}, t("history")),
     el("ol", {}, ...doc.history.map((h) => el("li", {}, `${h.at} ${h.event} ${h.level || ""} · ${h.actor}`,
@@ -323,6 +325,50 @@ async function openDetail(id) {
   box.hidden = false;
   $("main").classList.add("with-detail");
   renderBoard();
+  api("GET", `/api/alerts/${encodeURIComponent(id)}/readings?hours=6`).then(renderChart).catch(() => {});
+}
+
+// The alert's readings: the rule's metric (or every metric of the sensor), its threshold lines in their
+// level colours, the alert's start and end as vertical lines.
+function renderChart(doc) {
+  const box = $("#chart");
+  if (!box) return;
+  const names = doc.metric ? [doc.metric] : Object.keys(doc.series);
+  const series = names.filter((m) => doc.series[m]?.length);
+  if (!series.length) { box.replaceChildren(el("p", {}, t("noReadings"))); return; }
+  const w = 460, h = 180, pad = 34;
+  const pts = series.flatMap((m) => doc.series[m]);
+  const ts = pts.map((p) => p[0]).concat([doc.started]), vs = pts.map((p) => p[1])
+    .concat(doc.thresholds.map((l) => l.value));
+  const t0 = Math.min(...ts), t1 = Math.max(...ts, doc.ended || 0, t0 + 1);
+  let v0 = Math.min(...vs), v1 = Math.max(...vs);
+  if (v1 - v0 < 1e-9) { v0 -= 1; v1 += 1; }
+  const x = (tt) => pad + (tt - t0) / (t1 - t0) * (w - pad - 6), y = (v) => h - 18 - (v - v0) / (v1 - v0) * (h - 30);
+  const chart = svg("svg", { viewBox: `0 0 ${w} ${h}`, class: "chart", role: "img", "aria-label": t("readings") });
+  chart.append(svg("line", { x1: pad, y1: h - 18, x2: w - 6, y2: h - 18, stroke: "#90a4ae" }));
+  for (const l of doc.thresholds) {
+    chart.append(svg("line", { x1: pad, x2: w - 6, y1: y(l.value), y2: y(l.value), stroke: `var(--${l.level})`,
+                               "stroke-dasharray": "5 3", "data-threshold": l.level }));
+    const lab = svg("text", { x: 2, y: y(l.value) + 4, "font-size": 10 }); lab.textContent = `${l.value}`;
+    chart.append(lab);
+  }
+  for (const [when, cls] of [[doc.started, "start"], [doc.ended, "end"]]) {
+    if (when) chart.append(svg("line", { x1: x(when), x2: x(when), y1: 6, y2: h - 18, stroke: "#37474f",
+                                          "stroke-width": 1.5, class: `mark-${cls}` }));
+  }
+  const colours = ["#1565c0", "#6a1b9a", "#00838f", "#ef6c00"];
+  series.forEach((m, i) => {
+    chart.append(svg("polyline", { points: doc.series[m].map((p) => `${x(p[0])},${y(p[1])}`).join(" "),
+                                   fill: "none", stroke: colours[i % colours.length], "stroke-width": 1.6,
+                                   "data-metric": m }));
+  });
+  const tick = (tt) => new Date(tt * 1000).toLocaleTimeString(S.lang === "zh" ? "zh-CN" : "en-GB",
+                                                               { hour: "2-digit", minute: "2-digit" });
+  for (const [tt, anchor] of [[t0, "start"], [t1, "end"]]) {
+    const lab = svg("text", { x: x(tt), y: h - 4, "font-size": 10, "text-anchor": anchor });
+    lab.textContent = tick(tt); chart.append(lab);
+  }
+  box.replaceChildren(chart, el("p", { class: "legend" }, series.join(", ")));
 }
 
 async function act(id, action, body) {
