@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
 import shutil
 import socket
 import subprocess
@@ -41,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--state-dir", type=Path, default=Path("var/demo"),
                    help="alert store, journal and alert log of this demo (wiped at start; default: var/demo)")
     p.add_argument("--no-color", action="store_true", help="plain output")
+    p.add_argument("--console", default="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="serve the operator console here (default: %(default)s; another free port when taken; "
+                        "'off' for none)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -96,6 +100,7 @@ class Console:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from lifeline.alerting.routing import load_routing
+    from lifeline.console.accounts import Accounts
     from lifeline.engine.runner import RunConfig, Runner
     from lifeline.registry import load_registry
     from lifeline.rules.loader import load_rules
@@ -122,15 +127,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"state in {state}/", file=sys.stderr)
     routes = state / "routes.yaml"
     routes.write_text(DEMO_ROUTES.format(log=json.dumps(str(state / "notifications.jsonl"))))
+    console_addr = _console_addr(args.console)
+    password = ""
+    if console_addr is not None:
+        password = secrets.token_urlsafe(9)
+        accounts = Accounts(state / "lifeline.db")
+        accounts.add_user("demo", "admin", password, time.time())
+        accounts.close()
     config = RunConfig(broker_host=host, broker_port=port, client_id=f"lifeline-demo-{port}",
                        rules_paths=(str(paths.default_rules()),), registry_path=str(registry_path),
                        districts_path=str(districts_path), db_path=str(state / "lifeline.db"),
                        journal_path=str(state / "journal.jsonl"), alerts_out=str(state / "alerts.jsonl"),
-                       tick_interval_s=5.0, status_interval_s=30.0, routing=load_routing(routes, {}))
+                       tick_interval_s=5.0, status_interval_s=30.0, routing=load_routing(routes, {}),
+                       console_addr=console_addr)
     runner = Runner(config, rules, registry)
     engine_thread = threading.Thread(target=runner.run, kwargs={"install_signals": False}, name="engine",
                                      daemon=True)
     engine_thread.start()
+    if console_addr is not None:
+        deadline = time.monotonic() + 20
+        while runner.console is None or not runner.console.port:
+            if time.monotonic() > deadline or not engine_thread.is_alive():
+                break
+            time.sleep(0.1)
+        if runner.console is not None:
+            print(f"demo: operator console on http://{console_addr[0]}:{runner.console.port}/  "
+                  f"(user demo, password {password})", file=sys.stderr)
     console = Console(host, port, color)
     sim_cmd = [sys.executable, "-m", "simulators", "run", "--scenario", args.scenario, "--duration",
                args.duration, "--mqtt", f"{host}:{port}", "--realtime"]
@@ -167,6 +189,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{state / 'notifications.jsonl'}; not sent: {held} (try: lifeline alerts outbox --db "
           f"{state / 'lifeline.db'} --state silenced)", file=sys.stderr)
     return code
+
+
+def _console_addr(text: str) -> tuple[str, int] | None:
+    """The console's address: the one asked for, or a free port on the same host when it is taken."""
+    if text == "off":
+        return None
+    host, _, port_s = text.rpartition(":")
+    port = int(port_s)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            port = 0
+    return host, port
 
 
 # The demo city's departments, each a log receiver (one JSON line per notification) so the demo needs no
