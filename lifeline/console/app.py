@@ -128,6 +128,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              body=_obj(reason=_S), required=("reason",)),
     Endpoint("GET", "/api/stats/response-times", "viewer", "Time to acknowledge and resolve per department",
              "response_times", params=(Param("since", "a duration back from now (default 30d)"),)),
+    Endpoint("GET", "/api/overview", "viewer", "Sensors online per domain, alerts per level and domain over 24 h "
+             "and 7 days, response times per department, the noisiest rules by operators' verdicts", "overview"),
     Endpoint("GET", "/api/audit", "admin", "The audit log, newest first", "audit",
              params=(Param("limit", "at most this many (default 200)", kind="integer"),)),
     Endpoint("GET", "/api/users", "admin", "Users and their roles", "users"),
@@ -427,6 +429,19 @@ class Console:
         except TimeFormatError as exc:
             raise ApiError(400, f"since: {exc}") from None
         return {"departments": self.store().response_times(since=ctx.now - back)}
+
+    def _overview(self, ctx: Ctx) -> dict[str, Any]:
+        store = self.store()
+        offline = set(store.offline_sensors())
+        online: dict[str, dict[str, int]] = {}
+        for s in self.registry.sensors.values():
+            d = online.setdefault(s.domain, {"sensors": 0, "online": 0})
+            d["sensors"] += 1
+            d["online"] += s.id not in offline
+        return {"sensors": online, "alerts_24h": store.alert_counts(ctx.now - 86_400),
+                "alerts_7d": store.alert_counts(ctx.now - 7 * 86_400),
+                "response_times": store.response_times(since=ctx.now - 7 * 86_400),
+                "rules": store.verdict_stats(since=ctx.now - 30 * 86_400)[:20]}
 
     def _audit(self, ctx: Ctx) -> dict[str, Any]:
         _only(ctx.request.query_params, ("limit",))

@@ -719,6 +719,42 @@ class AlertStore:
             sql += f" LIMIT {int(limit)}"
         return [_alert_row(r) for r in self._db.execute(sql, args)]
 
+    def alert_counts(self, since: float, until: float | None = None) -> dict[str, dict[str, int]]:
+        """Safety alerts that started in [since, until) per domain and level colour (the overview)."""
+        args: list[Any] = [since]
+        sql = "SELECT domain, level, count(*) FROM alerts WHERE kind = 'safety' AND started >= ?"
+        if until is not None:
+            sql += " AND started < ?"
+            args.append(until)
+        out: dict[str, dict[str, int]] = {}
+        for domain, level, n in self._db.execute(sql + " GROUP BY domain, level", args):
+            out.setdefault(domain, {lv.colour: 0 for lv in Level})[level] = int(n)
+        return out
+
+    def verdict_stats(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Per rule, the operators' verdicts on its alerts and its precision (confirmed / judged), noisiest
+        first: the rules that most need tuning."""
+        sql = ("SELECT rule, count(*), sum(verdict IS NOT NULL), sum(verdict = 'confirmed'), "
+               "sum(verdict = 'false_alarm'), sum(verdict = 'sensor_fault'), sum(verdict = 'maintenance') FROM alerts")
+        args: list[Any] = []
+        if since is not None:
+            sql += " WHERE started >= ?"
+            args.append(since)
+        out = []
+        for rule, n, judged, confirmed, false_alarm, fault, maint in self._db.execute(sql + " GROUP BY rule", args):
+            judged = int(judged or 0)
+            out.append({"rule": rule, "alerts": int(n), "judged": judged, "confirmed": int(confirmed or 0),
+                        "false_alarm": int(false_alarm or 0), "sensor_fault": int(fault or 0),
+                        "maintenance": int(maint or 0),
+                        "precision": (int(confirmed or 0) / judged) if judged else None})
+        out.sort(key=lambda r: (-(r["false_alarm"] + r["sensor_fault"]), -r["alerts"], r["rule"]))
+        return out
+
+    def offline_sensors(self) -> list[str]:
+        """Sensors with an open no-data alert."""
+        return [r[0] for r in self._db.execute(
+            "SELECT DISTINCT sensor FROM alerts WHERE kind = 'nodata' AND state != 'resolved' ORDER BY sensor")]
+
     def level_counts(self, state: str | Iterable[str] = "open") -> dict[str, int]:
         """Alerts per level colour in ``state`` (default: open), every level present."""
         states = _states(state)

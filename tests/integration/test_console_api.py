@@ -361,3 +361,45 @@ def test_the_map_and_the_page_are_served(tmp_path: Path) -> None:
                 assert r.status == 200 and len(r.read()) > 1000
     finally:
         server.stop()
+
+
+def test_the_overview(tmp_path: Path) -> None:
+    """Sensors online per domain (an open no-data alert takes one offline), alerts per level and domain in the
+    last 24 h and 7 days, and the noisiest rules by the operators' verdicts."""
+    from lifeline.testing import registry_of, sensors
+
+    reg = registry_of(sensors("gas", 3), sensors("water", 2))
+    now = time.time()
+    db = tmp_path / "lifeline.db"
+
+    def ev(i: int, level: Level, domain: str, started: float, kind: AlertKind = AlertKind.SAFETY,
+           rule: str = "gas.rule") -> AlertEvent:
+        return AlertEvent(id=f"E{i}", seq=1, rule=rule, kind=kind, subject=f"{domain}-000{i % 2}",
+                          sensor=f"{domain}-000{i % 2}", domain=domain, district="Luyang", level=level,
+                          state=AlertState.FIRING, event=EventKind.FIRED, started=started, ts=started, value=1.0,
+                          message="m", owner=f"{domain}_dept")
+
+    with AlertStore(db) as store:
+        store.commit_batch([ev(1, Level.RED, "gas", now - 3600), ev(2, Level.YELLOW, "gas", now - 3 * 86_400),
+                            ev(3, Level.ORANGE, "water", now - 600, rule="water.rule"),
+                            ev(4, Level.BLUE, "gas", now - 60, AlertKind.NODATA, "gas.sensor.nodata")])
+        store.set_verdict("E1", "false_alarm", "op", "", now)
+        store.set_verdict("E2", "confirmed", "op", "", now)
+    accounts = Accounts(db)
+    accounts.add_user("viewer", "viewer", PASSWORD, T0)
+    accounts.close()
+    server = ConsoleServer(Console(db, registry=reg), "127.0.0.1", 0)
+    try:
+        c = Client(f"http://127.0.0.1:{server.start()}")
+        c.login("viewer")
+        status, doc = c.call("GET", "/api/overview")
+    finally:
+        server.stop()
+    assert status == 200
+    assert doc["sensors"] == {"gas": {"sensors": 3, "online": 2}, "water": {"sensors": 2, "online": 2}}
+    assert doc["alerts_24h"] == {"gas": {"blue": 0, "yellow": 0, "orange": 0, "red": 1},
+                                 "water": {"blue": 0, "yellow": 0, "orange": 1, "red": 0}}
+    assert doc["alerts_7d"]["gas"]["yellow"] == 1
+    top = doc["rules"][0]
+    assert (top["rule"], top["alerts"], top["judged"], top["false_alarm"], top["precision"]) == ("gas.rule", 2, 2, 1,
+                                                                                                 0.5)

@@ -14,7 +14,10 @@ const TEXT = {
     resolve: "解除", comment: "备注", assign: "指派", verdict: "研判", silence: "静默 2 小时", close: "关闭",
     history: "处置记录", deliveries: "通知投递", playbook: "处置预案", rule: "规则", owner: "责任单位",
     held: "未发送", reasonPrompt: "原因：", commentPrompt: "备注内容：", deptPrompt: "指派给哪个部门？",
-    readings: "监测曲线", noReadings: "暂无近期数据", normal: "正常", offline: "离线", silenced: "静默", refused: "操作被拒绝",
+    overview: "总览", board2: "看板", sensorsOnline: "在线设备", alerts24h: "24 小时预警", alerts7d: "7 天预警",
+    responseTimes: "响应时间（分钟，近 7 天）", noisiest: "误报最多的规则（近 30 天）", domain: "领域", online: "在线",
+    department: "部门", ackMed: "确认中位", ackP90: "确认 P90", resMed: "解除中位", resP90: "解除 P90",
+    judged: "已研判", precision: "准确率", readings: "监测曲线", noReadings: "暂无近期数据", normal: "正常", offline: "离线", silenced: "静默", refused: "操作被拒绝",
     red: "红色 Ⅰ级", orange: "橙色 Ⅱ级", yellow: "黄色 Ⅲ级", blue: "蓝色 Ⅳ级", riskNone: "无风险",
     gas: "燃气", water: "供水", drainage: "排水", bridge: "桥梁", elevator: "电梯", crowd: "人员密集",
     false_alarm: "误报", sensor_fault: "设备故障", maintenance: "维护作业", confirmed: "确认事件",
@@ -28,7 +31,11 @@ const TEXT = {
     comment: "Comment", assign: "Assign", verdict: "Verdict", silence: "Silence 2 h", close: "Close",
     history: "History", deliveries: "Notifications", playbook: "Playbook", rule: "Rule", owner: "Owner",
     held: "held", reasonPrompt: "Reason:", commentPrompt: "Comment:", deptPrompt: "Assign to which department?",
-    readings: "Readings", noReadings: "no recent readings", normal: "normal", offline: "offline", silenced: "silenced", refused: "Refused",
+    overview: "Overview", board2: "Board", sensorsOnline: "Sensors online", alerts24h: "Alerts, 24 h",
+    alerts7d: "Alerts, 7 days", responseTimes: "Response times (minutes, last 7 days)",
+    noisiest: "Noisiest rules (last 30 days)", domain: "Domain", online: "Online", department: "Department",
+    ackMed: "Ack median", ackP90: "Ack p90", resMed: "Resolve median", resP90: "Resolve p90", judged: "Judged",
+    precision: "Precision", readings: "Readings", noReadings: "no recent readings", normal: "normal", offline: "offline", silenced: "silenced", refused: "Refused",
     red: "RED (I)", orange: "ORANGE (II)", yellow: "YELLOW (III)", blue: "BLUE (IV)", riskNone: "no risk",
     gas: "gas", water: "water", drainage: "drainage", bridge: "bridges", elevator: "elevators", crowd: "crowds",
     false_alarm: "false alarm", sensor_fault: "sensor fault", maintenance: "maintenance",
@@ -86,6 +93,7 @@ async function start() {
     localStorage.setItem("lifeline.lang", S.lang); applyLanguage(); renderAll(); });
   $("#logout").addEventListener("click", async () => { await api("POST", "/api/logout", {}).catch(() => {});
     location.reload(); });
+  $("#overview-toggle").addEventListener("click", toggleOverview);
   $("#clear-filters").addEventListener("click", () => { S.filters = { state: "open", domain: "", district: "",
     level: "" }; loadAlerts(); });
   try { S.me = await api("GET", "/api/me"); } catch { showLogin(); return; }
@@ -277,6 +285,36 @@ function renderMap() {
   box.replaceChildren(...kids);
   $("#legend").replaceChildren(...LEVELS.map((lv) => el("span", {}, el("span", { class: `swatch lv-${lv}` }), " ",
     t(lv))), el("span", {}, el("span", { class: "swatch lv-none" }), " ", t("riskNone")));
+}
+
+// ---- overview -------------------------------------------------------------------------------------------------
+async function toggleOverview() {
+  const box = $("#overview"), main = $("main");
+  if (!box.hidden) { box.hidden = true; main.hidden = false; $("#overview-toggle").textContent = t("overview");
+    return; }
+  const doc = await api("GET", "/api/overview");
+  const table = (head, rows) => el("table", {}, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c ?? "-"))))));
+  const min = (s) => (typeof s === "number" ? (s / 60).toFixed(1) : "-");
+  const perLevel = (counts) => table([t("domain"), ...LEVELS.map(t)], Object.entries(counts).sort().map(
+    ([d, c]) => [t(d), ...LEVELS.map((lv) => String(c[lv] ?? 0))]));
+  box.replaceChildren(
+    el("h2", {}, t("sensorsOnline")),
+    table([t("domain"), t("online")], Object.entries(doc.sensors).sort().map(
+      ([d, c]) => [t(d), `${c.online} / ${c.sensors}`])),
+    el("h2", {}, t("alerts24h")), perLevel(doc.alerts_24h),
+    el("h2", {}, t("alerts7d")), perLevel(doc.alerts_7d),
+    el("h2", {}, t("responseTimes")),
+    table([t("department"), "n", t("ackMed"), t("ackP90"), t("resMed"), t("resP90")], doc.response_times.map(
+      (r) => [r.department, String(r.alerts), min(r.ack_median_s), min(r.ack_p90_s), min(r.resolve_median_s),
+              min(r.resolve_p90_s)])),
+    el("h2", {}, t("noisiest")),
+    table([t("rule"), "n", t("judged"), t("false_alarm"), t("sensor_fault"), t("precision")], doc.rules.map(
+      (r) => [r.rule, String(r.alerts), String(r.judged), String(r.false_alarm), String(r.sensor_fault),
+              r.precision === null ? "-" : `${Math.round(r.precision * 100)}%`])));
+  box.hidden = false;
+  main.hidden = true;
+  $("#overview-toggle").textContent = t("board2");
 }
 
 // ---- detail and actions --------------------------------------------------------------------------------------
