@@ -91,7 +91,8 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     try:
         yield browser
     finally:
-        browser.close()
+        with contextlib.suppress(PlaywrightError):  # it crashed or was closed: the checks below still run
+            browser.close()
         pw.stop()
         left = _reap(token)
         profiles = sorted(p.name for p in workdir.glob("playwright_chromiumdev_profile-*"))
