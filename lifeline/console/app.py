@@ -167,6 +167,7 @@ class Console:
         self.clock = clock or SystemClock()
         self.secure_cookies = secure_cookies
         self._local = threading.local()
+        self.closing = threading.Event()  # set on shutdown: live feeds end so the server can stop at once
         with AlertStore(self.db_path):  # create or upgrade the store before the first request
             pass
         Accounts(self.db_path).close()
@@ -493,7 +494,7 @@ class Console:
                 version = since if since is not None else store.changed_since(1 << 62)[0]
                 yield b"event: hello\ndata: " + orjson.dumps({"version": version, "user": who and who.user}) + b"\n\n"
                 beat = time.monotonic()
-                while not await request.is_disconnected():
+                while not self.closing.is_set() and not await request.is_disconnected():
                     now_version, rows = await asyncio.to_thread(store.changed_since, version)
                     if rows:
                         version = now_version

@@ -46,6 +46,7 @@ class ConsoleServer:
         return self.port
 
     def stop(self) -> None:
+        self.console.closing.set()  # end the live feeds first: they would hold the shutdown for its grace period
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -135,7 +135,17 @@ async function loadAlerts() {
   const doc = await api("GET", `/api/alerts?${q}`);
   S.alerts = new Map(doc.alerts.map((a) => [a.id, a]));
   S.counts = doc.counts;
-  renderAll();
+  renderCounters();
+  renderFilters();
+  renderBoard();
+  markDistrict();
+}
+
+// The selected district's outline, without redrawing 10,000 markers.
+function markDistrict() {
+  for (const p of document.querySelectorAll("#map path.district")) {
+    p.classList.toggle("selected", p.dataset.district === S.filters.district);
+  }
 }
 
 async function loadRisk() { S.risk = await api("GET", "/api/map/risk"); renderMap(); }
