@@ -136,6 +136,14 @@ def test_an_incident_reaches_the_board_and_the_map_and_an_acknowledgement_reache
     with AlertStore(live.db) as store:
         assert store.get(alert_id).acked_by == "operator"  # type: ignore[union-attr]
 
+    # a click on a district filters the board to it; another click clears it
+    operator.click(f'#map path[data-district="{DISTRICT}"]')
+    operator.wait_for_selector(f'#board tbody tr[data-id="{alert_id}"]')
+    districts = operator.eval_on_selector_all("#board tbody tr td:nth-child(3)",
+                                              "tds => tds.map(td => td.textContent.split(' / ')[0])")
+    assert set(districts) == {DISTRICT}
+    assert operator.input_value("#filters select[name=district]") == DISTRICT
+
     # the detail: its history shows who acknowledged it; the chart shows its readings
     operator.click(f'#board tbody tr[data-id="{alert_id}"] td:nth-child(2)')
     operator.wait_for_selector("#detail:not([hidden]) #chart svg, #detail:not([hidden]) #chart p")

@@ -403,3 +403,38 @@ def test_the_overview(tmp_path: Path) -> None:
     top = doc["rules"][0]
     assert (top["rule"], top["alerts"], top["judged"], top["false_alarm"], top["precision"]) == ("gas.rule", 2, 2, 1,
                                                                                                  0.5)
+
+
+def test_every_endpoint_refuses_a_caller_without_a_login_and_a_role_too_low(console: tuple[str, Path]) -> None:
+    """Each endpoint that needs a role answers 401 without a session or token, and 403 to a user whose role is
+    below it - checked over the whole table, so a new endpoint cannot forget it."""
+    anon = Client(console[0])
+    users = {role: Client(console[0]) for role in ROLES}
+    for role, c in users.items():
+        assert c.login(role) == 200
+    body = {"reason": "x"}
+    for ep in ENDPOINTS:
+        path = ep.path.replace("{id}", "A4").replace("{key}", "k-public")
+        if ep.role is None or ep.handler == "stream":
+            continue
+        status, doc = anon.call(ep.method, path, body if ep.method == "POST" else None)
+        assert status == 401, (ep.path, status, doc)
+        for role in ROLES[:ROLES.index(ep.role)]:
+            status, doc = users[role].call(ep.method, path, body if ep.method == "POST" else None)
+            assert status == 403 and f"needs {ep.role}" in doc["error"], (ep.path, role, status, doc)
+
+
+def test_me_logout_and_reject(console: tuple[str, Path]) -> None:
+    c = Client(console[0])
+    c.login("admin")
+    status, doc = c.call("GET", "/api/me")
+    assert status == 200 and doc["user"] == "admin" and doc["role"] == "admin" and doc["csrf"] == c.csrf
+    status, doc = c.call("POST", "/api/outbox/k-public/reject", {"reason": "sensor fault, no public warning"})
+    assert status == 200 and doc["notification"]["state"] == "rejected"
+    sid = next(k.value for k in c.jar if k.name == "lifeline_session")
+    assert c.call("POST", "/api/logout", {})[0] == 200
+    assert c.call("GET", "/api/me")[0] == 401
+    replay = urllib.request.Request(console[0] + "/api/me", headers={"Cookie": f"lifeline_session={sid}"})
+    with pytest.raises(urllib.error.HTTPError) as exc:  # the old session id is dead on the server too
+        urllib.request.urlopen(replay, timeout=10)
+    assert exc.value.code == 401

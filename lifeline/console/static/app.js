@@ -10,7 +10,7 @@ const TEXT = {
     title: "城市生命线监测", user: "用户名", password: "密码", login: "登录", logout: "退出", map: "风险地图",
     board: "预警看板", clear: "清除筛选", level: "级别", what: "预警", place: "地点", value: "监测值", since: "开始",
     state: "状态", none: "无预警", all: "全部", open: "未解除", firing: "未确认", acknowledged: "已确认",
-    resolved: "已解除", anyDomain: "全部领域", anyDistrict: "全部区域", anyLevel: "全部级别", ack: "确认",
+    resolved: "已解除", anyDomain: "全部领域", anyDistrict: "全部区域", anyLevel: "全部级别", anyDept: "全部部门", ack: "确认",
     resolve: "解除", comment: "备注", assign: "指派", verdict: "研判", silence: "静默 2 小时", close: "关闭",
     history: "处置记录", deliveries: "通知投递", playbook: "处置预案", rule: "规则", owner: "责任单位",
     held: "未发送", reasonPrompt: "原因：", commentPrompt: "备注内容：", deptPrompt: "指派给哪个部门？",
@@ -27,7 +27,7 @@ const TEXT = {
     map: "Risk map", board: "Alert board", clear: "Clear filters", level: "Level", what: "Alert", place: "Place",
     value: "Value", since: "Since", state: "State", none: "No alerts", all: "All", open: "Open",
     firing: "Firing", acknowledged: "Acknowledged", resolved: "Resolved", anyDomain: "All domains",
-    anyDistrict: "All districts", anyLevel: "All levels", ack: "Acknowledge", resolve: "Resolve",
+    anyDistrict: "All districts", anyLevel: "All levels", anyDept: "All departments", ack: "Acknowledge", resolve: "Resolve",
     comment: "Comment", assign: "Assign", verdict: "Verdict", silence: "Silence 2 h", close: "Close",
     history: "History", deliveries: "Notifications", playbook: "Playbook", rule: "Rule", owner: "Owner",
     held: "held", reasonPrompt: "Reason:", commentPrompt: "Comment:", deptPrompt: "Assign to which department?",
@@ -46,7 +46,7 @@ const TEXT = {
 const S = {
   lang: localStorage.getItem("lifeline.lang") || "zh",
   me: null, alerts: new Map(), counts: {}, map: null, risk: null, selected: null, stream: null,
-  filters: { state: "open", domain: "", district: "", level: "" },
+  filters: { state: "open", domain: "", district: "", level: "", owner: "" },
 };
 const $ = (sel) => document.querySelector(sel);
 const t = (key) => (TEXT[S.lang][key] ?? key);
@@ -95,7 +95,7 @@ async function start() {
     location.reload(); });
   $("#overview-toggle").addEventListener("click", toggleOverview);
   $("#clear-filters").addEventListener("click", () => { S.filters = { state: "open", domain: "", district: "",
-    level: "" }; loadAlerts(); });
+    level: "", owner: "" }; loadAlerts(); });
   try { S.me = await api("GET", "/api/me"); } catch { showLogin(); return; }
   await showMain();
 }
@@ -157,6 +157,7 @@ function matches(a) {
   if (f.domain && a.domain !== f.domain) return false;
   if (f.district && a.district !== f.district) return false;
   if (f.level && LEVELS.indexOf(a.level) > LEVELS.indexOf(f.level)) return false;
+  if (f.owner && a.owner !== f.owner) return false;
   return true;
 }
 
@@ -201,6 +202,9 @@ function renderFilters() {
     ...districts.map((d) => opt(d.id, d.name, S.filters.district)));
   form.level.replaceChildren(opt("", t("anyLevel"), S.filters.level),
     ...LEVELS.map((lv) => opt(lv, `≥ ${t(lv)}`, S.filters.level)));
+  const owners = S.map ? [...new Set(S.map.sensors.map((s) => s.owner).filter(Boolean))].sort() : [];
+  form.owner.replaceChildren(opt("", t("anyDept"), S.filters.owner),
+    ...owners.map((o) => opt(o, o, S.filters.owner)));
   form.onchange = () => { for (const k of Object.keys(S.filters)) S.filters[k] = form[k].value; loadAlerts(); };
 }
 
