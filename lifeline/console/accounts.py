@@ -19,10 +19,11 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+
+from lifeline.sinks.store import immediate
 
 ROLES = ("viewer", "operator", "engineer", "admin")
 SESSION_S = 12 * 3600.0
@@ -100,15 +101,8 @@ class Accounts:
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db)
 
     # ---- users ------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, password: str, now: float) -> None:
