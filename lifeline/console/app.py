@@ -298,7 +298,7 @@ class Console:
                                         limit=limit, district=q.get("district"), owner=q.get("owner"),
                                         assigned=q.get("assigned"))
         return {"alerts": [alert_json(r) for r in rows], "counts": self.store().level_counts(),
-                "version": self.store().changed_since(1 << 62)[0]}
+                "version": self.store().change_version()}
 
     def _alert(self, ctx: Ctx) -> dict[str, Any]:
         row = self._require(ctx)
@@ -481,7 +481,7 @@ class Console:
     def _risk(self, ctx: Ctx) -> dict[str, Any]:
         open_alerts = self.store().list_alerts(state="open")
         return {"districts": district_risk(open_alerts, self.registry), "sensors": sensor_states(open_alerts),
-                "version": self.store().changed_since(1 << 62)[0]}
+                "version": self.store().change_version()}
 
     # ---- the live feed ------------------------------------------------------------------------
     def _stream(self, request: Request, who: Principal | None) -> StreamingResponse:
@@ -491,7 +491,7 @@ class Console:
         async def events() -> AsyncIterator[bytes]:
             store = AlertStore(self.db_path)  # a connection for this stream
             try:
-                version = since if since is not None else store.changed_since(1 << 62)[0]
+                version = since if since is not None else store.change_version()
                 yield b"event: hello\ndata: " + orjson.dumps({"version": version, "user": who and who.user}) + b"\n\n"
                 beat = time.monotonic()
                 while not self.closing.is_set() and not await request.is_disconnected():

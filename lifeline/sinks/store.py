@@ -659,11 +659,15 @@ class AlertStore:
             self._action(alert_id, ts, f"verdict: {verdict}", actor, reason)
         return self._require(alert_id)
 
+    def change_version(self) -> int:
+        """The alert change counter: moves on whenever the engine or a person changes an alert."""
+        return int(self._db.execute("SELECT COALESCE((SELECT value FROM meta WHERE key = 'alerts_version'), 0)")
+                   .fetchone()[0])
+
     def changed_since(self, version: int, limit: int = 5000) -> tuple[int, list[AlertRow]]:
         """Alerts changed (by the engine or a person) after ``version`` of the change counter, and the counter
         now: the console's live feed polls this."""
-        now = int(self._db.execute("SELECT COALESCE((SELECT value FROM meta WHERE key = 'alerts_version'), 0)")
-                  .fetchone()[0])
+        now = self.change_version()
         if now <= version:
             return now, []
         rows = self._db.execute(f"SELECT {_ALERT_SELECT} FROM alerts WHERE changed > ? ORDER BY changed LIMIT ?",

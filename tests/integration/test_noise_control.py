@@ -34,6 +34,12 @@ from tests.integration.test_outbox_webhook import SECRET, Receiver
 pytestmark = pytest.mark.integration
 
 
+def _outbox(tmp: Path) -> dict[str, int]:
+    """The runner's outbox by state, read through a connection of our own."""
+    with AlertStore(tmp / "lifeline.db") as store:
+        return store.outbox_counts()
+
+
 def _hooks(n: int) -> list[Receiver]:
     hooks = [Receiver(free_port()) for _ in range(n)]
     for h in hooks:
@@ -73,7 +79,9 @@ route:
             pub.publish(*gas(1, t0 + 5 * i, 25.0 if high else 1.0, seq=i))
         pub.wait_acked()
         wait_for(lambda: len(gas_hook.got) >= 3 and len(cc_hook.got) >= 3, 30, "3 notifications each")
-        time.sleep(1.0)  # anything more would arrive now
+        # everything decided is delivered (the final "resolved" was the last to be queued): nothing else is coming
+        wait_for(lambda: _outbox(tmp_path).get("pending", 0) == 0 and _outbox(tmp_path).get("sent") == 6, 10,
+                 "an outbox with nothing pending")
     finally:
         pub.close()
         runner.stop()
@@ -155,7 +163,8 @@ maintenance:
             by_sensor = {a.sensor: a for a in store.list_alerts()}
             store.ack(by_sensor["gas-0004"].id, "wang.wu", "crew on the way", time.time())
         wait_for(lambda: len(chief_hook.got) >= 1, 20, "the duty chief's escalation")
-        time.sleep(7.0)  # another deadline passes: the acknowledged alert stays quiet, gas-0002 gets step 2
+        # the round that escalated gas-0002 judged gas-0004 at the same deadline: acknowledged, so no reminder
+        wait_for(lambda: _outbox(tmp_path).get("pending", 0) == 0, 10, "an outbox with nothing pending")
     finally:
         pub.close()
         runner.stop()
@@ -174,6 +183,8 @@ maintenance:
         assert "li.wei" in alerts["gas-0001"].suppressed
         assert alerts["gas-0003"].suppressed is not None and "maintenance B12-monthly" in alerts["gas-0003"].suppressed
         assert alerts["gas-0002"].suppressed is None and alerts["gas-0004"].state == "acknowledged"
+        # reminders were queued for gas-0002 only: the acknowledged gas-0004 got none
+        assert {r.alert for r in store.outbox_rows() if r.note.startswith("reminder")} == {alerts["gas-0002"].id}
         for s in ("gas-0001", "gas-0003"):
             assert {r.state for r in store.outbox_of(alerts[s].id)} == {"silenced"}
         history = [(h.event, h.actor) for h in store.history(alerts["gas-0002"].id) if h.seq is None]
@@ -205,7 +216,7 @@ route:
             pub.publish(*gas(s, now + s * 0.1, 12.0, seq=1))
         pub.wait_acked()
         wait_for(lambda: len(hook.got) >= 1, 15, "the grouped message")
-        time.sleep(3.0)  # a second message would come now
+        wait_for(lambda: _outbox(tmp_path) == {"sent": 5}, 10, "every member recorded as sent")
     finally:
         pub.close()
         runner.stop()
