@@ -37,7 +37,7 @@ from lifeline.alerting.matchers import match_from
 from lifeline.clock import Clock, SystemClock
 from lifeline.console.accounts import Accounts, AuthError, Principal, allows
 from lifeline.console.recent import RecentReadings
-from lifeline.console.risk import district_risk, sensor_states
+from lifeline.console.risk import district_risk, nearby, sensor_states
 from lifeline.errors import StoreError
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
@@ -99,7 +99,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      Param("district", "district code"), Param("level", "at least this level", _LEVELS),
                      Param("owner", "owning department"), Param("assigned", "assigned department"),
                      Param("limit", "at most this many (default 2000)", kind="integer"))),
-    Endpoint("GET", "/api/alerts/{id}", "viewer", "One alert: its history and its notification deliveries", "alert"),
+    Endpoint("GET", "/api/alerts/{id}", "viewer",
+             "One alert: its history, its notification deliveries, and the sensors within 1 km with their alerts",
+             "alert"),
     Endpoint("GET", "/api/alerts/{id}/readings", "viewer",
              "The alert's sensor's recent readings, with the rule's threshold lines when it compares a metric",
              "readings", params=(Param("hours", "how far back (default 6, at most 48)", kind="number"),)),
@@ -304,7 +306,8 @@ class Console:
         row = self._require(ctx)
         store = self.store()
         return {"alert": alert_json(row), "history": [history_json(h) for h in store.history(row.id)],
-                "deliveries": [delivery_json(o) for o in store.outbox_of(row.id)]}
+                "deliveries": [delivery_json(o) for o in store.outbox_of(row.id)],
+                "nearby": nearby(row.sensor, self.registry, store.list_alerts(state="open"))}
 
     def _readings(self, ctx: Ctx) -> dict[str, Any]:
         row = self._require(ctx)

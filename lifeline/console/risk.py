@@ -12,6 +12,7 @@ on a bridge. Sensor-health and no-data alerts are about the sensors, not the cit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,3 +79,33 @@ def sensor_states(alerts: Iterable[AlertRow]) -> dict[str, str]:
         if rank[state] >= rank.get(out.get(a.sensor, ""), -1):
             out[a.sensor] = state
     return out
+
+
+def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance in metres between two (lon, lat) points (haversine, mean Earth radius)."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_000.0 * math.asin(math.sqrt(min(1.0, h)))
+
+
+def nearby(sensor: str, registry: Registry, open_alerts: Iterable[AlertRow], radius_m: float = 1000.0,
+           limit: int = 20) -> list[dict[str, Any]]:
+    """The sensors within ``radius_m`` of ``sensor`` (itself left out), nearest first, each with its open
+    alerts: what an operator looks at to tell a local fault from a spreading incident."""
+    here = registry.get(sensor)
+    if here is None:
+        return []
+    by_sensor: dict[str, list[AlertRow]] = {}
+    for a in open_alerts:
+        by_sensor.setdefault(a.sensor, []).append(a)
+    out = []
+    for s in registry.sensors.values():
+        if s.id == sensor:
+            continue
+        d = distance_m((here.lon, here.lat), (s.lon, s.lat))
+        if d <= radius_m:
+            out.append({"sensor": s.id, "domain": s.domain, "asset": s.asset, "distance_m": round(d),
+                        "alerts": [{"id": a.id, "rule": a.rule, "level": a.level.colour, "state": a.state}
+                                   for a in by_sensor.get(s.id, [])]})
+    out.sort(key=lambda x: (not x["alerts"], x["distance_m"], x["sensor"]))
+    return out[:limit]

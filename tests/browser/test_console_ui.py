@@ -148,6 +148,7 @@ def test_an_incident_reaches_the_board_and_the_map_and_an_acknowledgement_reache
     operator.click(f'#board tbody tr[data-id="{alert_id}"] td:nth-child(2)')
     operator.wait_for_selector("#detail:not([hidden]) #chart svg, #detail:not([hidden]) #chart p")
     assert "operator" in operator.inner_text("#detail ol")
+    assert operator.locator("#detail ol.nearby li").count() > 0  # the building's other lifts, within 1 km
     shot(operator, "console-detail")
 
 

@@ -351,6 +351,9 @@ def test_the_map_and_the_page_are_served(tmp_path: Path) -> None:
         risk = c.call("GET", "/api/map/risk")[1]
         assert risk["districts"][bridge.district]["level"] == "red"  # an orange on a bridge (criticality 3)
         assert risk["sensors"] == {bridge.id: "orange"}
+        near = c.call("GET", "/api/alerts/A1")[1]["nearby"]  # the bridge's other sensors are within 1 km
+        assert near and all(n["distance_m"] <= 1000 for n in near)
+        assert any(n["sensor"].startswith(bridge.id.rsplit("-", 1)[0]) for n in near)
         with urllib.request.urlopen(base + "/", timeout=10) as r:
             page = r.read().decode()
             assert "default-src 'self'" in r.headers["Content-Security-Policy"]

@@ -46,3 +46,15 @@ def test_marker_states() -> None:
                             _row(4, "MH1", Level.ORANGE, suppressed="silenced: silence S-1 by li.wei"),
                             _row(5, "X", Level.RED, state="resolved")])
     assert states == {"BR1": "red", "EL1": "offline", "MH1": "silenced"}
+
+
+def test_distance_and_nearby_sensors_with_their_alerts() -> None:
+    from lifeline.console.risk import distance_m, nearby
+
+    assert abs(distance_m((117.0, 31.0), (117.0, 31.01)) - 1112) < 2  # 0.01° of latitude is about 1.11 km
+    reg = Registry([Sensor("A", "gas", "LY", 117.0, 31.0), Sensor("B", "gas", "LY", 117.0, 31.005),
+                    Sensor("C", "water", "LY", 117.0, 31.002), Sensor("FAR", "gas", "LY", 117.1, 31.0)])
+    got = nearby("A", reg, [_row(1, "B", Level.ORANGE), _row(2, "A", Level.RED)])
+    assert [(n["sensor"], n["distance_m"], [x["level"] for x in n["alerts"]]) for n in got] == [
+        ("B", 556, ["orange"]), ("C", 222, [])]  # sensors with alerts first, then by distance; itself and FAR out
+    assert nearby("nobody", reg, []) == []
