@@ -200,6 +200,7 @@ class Console:
             try:
                 if ep.handler == "stream":
                     who = await asyncio.to_thread(self._authenticate, request, ep)
+                    _only(request.query_params, ("since",))
                     return self._stream(request, who)
                 body = await _body(request) if ep.method == "POST" else {}
                 ctx = await asyncio.to_thread(self._prepare, request, ep, body)
@@ -241,15 +242,16 @@ class Console:
 
     def _prepare(self, request: Request, ep: Endpoint, body: dict[str, Any]) -> Ctx:
         who = self._authenticate(request, ep)
-        for key in ep.required:
-            if not isinstance(body.get(key), str | dict | list) or body.get(key) in ("", {}, []):
-                raise ApiError(400, f"{key!r} is required")
+        _only(request.query_params, tuple(p.name for p in ep.params))
         props = (ep.body or {}).get("properties", {})
         for key, value in body.items():
             if key not in props:
                 raise ApiError(400, f"unknown field {key!r} (expected: {', '.join(props) or 'no body'})")
             if props[key].get("type") == "string" and not isinstance(value, str):
                 raise ApiError(400, f"{key!r} must be a string")
+        for key in ep.required:
+            if not isinstance(body.get(key), str | dict | list) or body.get(key) in ("", {}, []):
+                raise ApiError(400, f"{key!r} is required")
         return Ctx(request, who, body, self.clock.now())
 
     def _record(self, ctx: Ctx, action: str, obj: str, detail: str) -> None:
@@ -288,7 +290,6 @@ class Console:
 
     def _alerts(self, ctx: Ctx) -> dict[str, Any]:
         q = ctx.request.query_params
-        _only(q, ("state", "domain", "district", "level", "owner", "assigned", "limit"))
         state = q.get("state", "open")
         if state not in _STATES:
             raise ApiError(400, f"state must be one of {', '.join(_STATES)} (got {state!r})")
@@ -311,7 +312,6 @@ class Console:
 
     def _readings(self, ctx: Ctx) -> dict[str, Any]:
         row = self._require(ctx)
-        _only(ctx.request.query_params, ("hours",))
         try:
             hours = float(ctx.request.query_params.get("hours", "6"))
         except ValueError:
@@ -371,7 +371,6 @@ class Console:
                          lambda r, who: self.store().set_verdict(r.id, verdict, who, reason, ctx.now), verdict)
 
     def _silences(self, ctx: Ctx) -> dict[str, Any]:
-        _only(ctx.request.query_params, ("all",))
         every = ctx.request.query_params.get("all") == "1"
         rows = self.store().silences(include_expired=True) if every else self.store().silences(at=ctx.now)
         return {"silences": [{"id": w.id, "match": w.match.to_dict(), "polygon": w.polygon, "starts": w.starts,
@@ -408,7 +407,6 @@ class Console:
         return {"silence": {"id": w.id, "ends": w.ends}}
 
     def _outbox(self, ctx: Ctx) -> dict[str, Any]:
-        _only(ctx.request.query_params, ("state",))
         state = ctx.request.query_params.get("state")
         states = [state] if state else ["pending", "awaiting_approval", "failed", "expired"]
         return {"notifications": [delivery_json(o) for s in states for o in self.store().outbox_rows(s)]}
@@ -427,7 +425,6 @@ class Console:
         return self._decide(ctx, False)
 
     def _response_times(self, ctx: Ctx) -> dict[str, Any]:
-        _only(ctx.request.query_params, ("since",))
         try:
             back = parse_duration(ctx.request.query_params.get("since", "30d"))
         except TimeFormatError as exc:
@@ -448,7 +445,6 @@ class Console:
                 "rules": store.verdict_stats(since=ctx.now - 30 * 86_400)[:20]}
 
     def _audit(self, ctx: Ctx) -> dict[str, Any]:
-        _only(ctx.request.query_params, ("limit",))
         limit = _int(ctx.request.query_params.get("limit", "200"), "limit", 1, 10_000)
         return {"audit": [{"ts": ts, "at": rfc3339(ts), "actor": a, "action": act, "object": o, "detail": d}
                           for ts, a, act, o, d in self.store().audit_log(limit)]}
@@ -554,7 +550,7 @@ async def _body(request: Request) -> dict[str, Any]:
 def _only(params: Mapping[str, str], allowed: tuple[str, ...]) -> None:
     for k in params:
         if k not in allowed:
-            raise ApiError(400, f"unknown parameter {k!r} (expected: {', '.join(allowed)})")
+            raise ApiError(400, f"unknown parameter {k!r} (expected: {', '.join(allowed) or 'none'})")
 
 
 def _int(text: str, name: str, lo: int, hi: int) -> int:
