@@ -385,47 +385,58 @@ async function openDetail(id) {
   api("GET", `/api/alerts/${encodeURIComponent(id)}/readings?hours=6`).then(renderChart).catch(() => {});
 }
 
-// The alert's readings: the rule's metric (or every metric of the sensor), its threshold lines in their
-// level colours, the alert's start and end as vertical lines.
+// The alert's readings: the rule's metric with its threshold lines in their level colours, or, when the rule
+// reads several metrics (a condition), each metric in a strip of its own scale; the alert's start and end as
+// vertical lines.
 function renderChart(doc) {
   const box = $("#chart");
   if (!box) return;
-  const names = doc.metric ? [doc.metric] : Object.keys(doc.series);
+  const names = doc.metric ? [doc.metric] : Object.keys(doc.series).sort();
   const series = names.filter((m) => doc.series[m]?.length);
   if (!series.length) { box.replaceChildren(el("p", {}, t("noReadings"))); return; }
-  const w = 460, h = 180, pad = 34;
-  const pts = series.flatMap((m) => doc.series[m]);
-  const ts = pts.map((p) => p[0]).concat([doc.started]), vs = pts.map((p) => p[1])
-    .concat(doc.thresholds.map((l) => l.value));
+  const w = 460, pad = 40, strip = series.length === 1 ? 150 : 56, h = strip * series.length + 18;
+  const ts = series.flatMap((m) => doc.series[m].map((p) => p[0])).concat([doc.started]);
   const t0 = Math.min(...ts), t1 = Math.max(...ts, doc.ended || 0, t0 + 1);
-  let v0 = Math.min(...vs), v1 = Math.max(...vs);
-  if (v1 - v0 < 1e-9) { v0 -= 1; v1 += 1; }
-  const x = (tt) => pad + (tt - t0) / (t1 - t0) * (w - pad - 6), y = (v) => h - 18 - (v - v0) / (v1 - v0) * (h - 30);
+  const x = (tt) => pad + (tt - t0) / (t1 - t0) * (w - pad - 6);
   const chart = svg("svg", { viewBox: `0 0 ${w} ${h}`, class: "chart", role: "img", "aria-label": t("readings") });
-  chart.append(svg("line", { x1: pad, y1: h - 18, x2: w - 6, y2: h - 18, stroke: "#90a4ae" }));
-  for (const l of doc.thresholds) {
-    chart.append(svg("line", { x1: pad, x2: w - 6, y1: y(l.value), y2: y(l.value), stroke: `var(--${l.level})`,
-                               "stroke-dasharray": "5 3", "data-threshold": l.level }));
-    const lab = svg("text", { x: 2, y: y(l.value) + 4, "font-size": 10 }); lab.textContent = `${l.value}`;
-    chart.append(lab);
-  }
-  for (const [when, cls] of [[doc.started, "start"], [doc.ended, "end"]]) {
-    if (when) chart.append(svg("line", { x1: x(when), x2: x(when), y1: 6, y2: h - 18, stroke: "#37474f",
-                                          "stroke-width": 1.5, class: `mark-${cls}` }));
-  }
-  const colours = ["#1565c0", "#6a1b9a", "#00838f", "#ef6c00"];
+  const colours = ["#1565c0", "#6a1b9a", "#00838f", "#ef6c00", "#2e7d32"];
   series.forEach((m, i) => {
+    const top = i * strip + 6, bottom = (i + 1) * strip - 6;
+    const vs = doc.series[m].map((p) => p[1]).concat(doc.metric ? doc.thresholds.map((l) => l.value) : []);
+    let v0 = Math.min(...vs), v1 = Math.max(...vs);
+    if (v1 - v0 < 1e-9) { v0 -= 1; v1 += 1; }
+    const y = (v) => bottom - (v - v0) / (v1 - v0) * (bottom - top);
+    chart.append(svg("line", { x1: pad, y1: bottom, x2: w - 6, y2: bottom, stroke: "#cfd8dc" }));
+    const name = svg("text", { x: 2, y: top + 9, "font-size": 10 });
+    name.textContent = m;
+    chart.append(name);
+    for (const [v, at] of [[v1, top + 20], [v0, bottom]]) {
+      const lab = svg("text", { x: 2, y: at, "font-size": 9, fill: "#607d8b" });
+      lab.textContent = String(Number(v.toPrecision(3)));
+      chart.append(lab);
+    }
+    if (doc.metric) {
+      for (const l of doc.thresholds) {
+        chart.append(svg("line", { x1: pad, x2: w - 6, y1: y(l.value), y2: y(l.value), stroke: `var(--${l.level})`,
+                                   "stroke-dasharray": "5 3", "data-threshold": l.level }));
+      }
+    }
     chart.append(svg("polyline", { points: doc.series[m].map((p) => `${x(p[0])},${y(p[1])}`).join(" "),
                                    fill: "none", stroke: colours[i % colours.length], "stroke-width": 1.6,
                                    "data-metric": m }));
   });
+  for (const [when, cls] of [[doc.started, "start"], [doc.ended, "end"]]) {
+    if (when) chart.append(svg("line", { x1: x(when), x2: x(when), y1: 4, y2: h - 18, stroke: "#37474f",
+                                          "stroke-width": 1.5, class: `mark-${cls}` }));
+  }
   const tick = (tt) => new Date(tt * 1000).toLocaleTimeString(S.lang === "zh" ? "zh-CN" : "en-GB",
                                                                { hour: "2-digit", minute: "2-digit" });
   for (const [tt, anchor] of [[t0, "start"], [t1, "end"]]) {
     const lab = svg("text", { x: x(tt), y: h - 4, "font-size": 10, "text-anchor": anchor });
-    lab.textContent = tick(tt); chart.append(lab);
+    lab.textContent = tick(tt);
+    chart.append(lab);
   }
-  box.replaceChildren(chart, el("p", { class: "legend" }, series.join(", ")));
+  box.replaceChildren(chart);
 }
 
 async function act(id, action, body) {
