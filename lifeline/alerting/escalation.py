@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from lifeline.alerting.routing import Route, Routing
+from lifeline.alerting.routing import Routing
 from lifeline.clock import Clock, SystemClock
 from lifeline.model import AlertEvent, AlertKind, AlertState, EventKind
 from lifeline.notifiers.base import Notification, notification_key
@@ -41,7 +41,7 @@ class Escalator:
         self.routing = routing
         self._labels = labels or (lambda _: {})
         self.clock = clock or SystemClock()
-        self._repeating = _repeats_somewhere(routing.route)
+        self._repeating = any(n.grouping.repeat_s > 0 for n in routing.route.nodes())
 
     def _repeats(self, store: AlertStore, now: float) -> int:
         """A still-open alert (not held) is sent again every ``repeat_interval`` of its route after it started:
@@ -74,12 +74,7 @@ class Escalator:
         now = self.clock.now()
         taken = self._repeats(store, now) if self._repeating else 0
         for alert, due, done, since in store.overdue(self.routing.ack_deadline, now):
-            events = store.events(alert.id)
-            if not events:
-                continue
-            e = events[-1]
-            if e.seq != alert.seq:  # the store moved on between the two reads: next round
-                continue
+            e = _event_of(alert)
             chain = self.routing.escalation_for(e, self._labels(e.sensor))
             # the step due now (after an outage, not every one missed on the way), while steps remain
             step = min(due, max(len(chain), 1) + EXTRA_REMINDERS)
@@ -107,10 +102,6 @@ class Escalator:
                f"{', '.join(to)}" + (f" (escalated to {', '.join(added)})" if added else ""))
         log.warning("alert %s (%s on %s): %s", e.id, e.rule, e.subject, why)
         return to, rows, now, why
-
-
-def _repeats_somewhere(route: Route) -> bool:
-    return route.grouping.repeat_s > 0 or any(_repeats_somewhere(c) for c in route.routes)
 
 
 def _event_of(a: AlertRow) -> AlertEvent:

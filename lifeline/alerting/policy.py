@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lifeline.alerting.matchers import attr
-from lifeline.alerting.routing import Grouping, Route, Routing
+from lifeline.alerting.routing import Grouping, Routing
 from lifeline.alerting.silences import Window, first_covering
 from lifeline.model import AlertEvent, EventKind, Level
 from lifeline.notifiers.base import Notification, notification_key
@@ -92,7 +92,7 @@ class Policy:
         self._labels = labels or (lambda _: {})
         self._position = position or (lambda _: None)
         self.silences: tuple[Window, ...] = tuple(silences)
-        self._grouped = any(_groups_somewhere(routing.route))
+        self._grouped = any(n.grouping.by for n in routing.route.nodes())
         self._stories: dict[str, _Story] = {}
         self._open: dict[str, AlertEvent] = {}  # open alerts (inhibition sources), by id
         self._clock = float("-inf")  # the latest event time or advance seen
@@ -297,7 +297,3 @@ class Policy:
         """receiver -> the group its notification of this alert goes out in (routes with ``group_by``)."""
         e = AlertEvent.from_dict(payload)
         return self.routing.groupings_for(e, self._labels(e.sensor))
-
-
-def _groups_somewhere(route: Route) -> list[bool]:
-    return [bool(route.grouping.by), *(g for c in route.routes for g in _groups_somewhere(c))]

@@ -30,7 +30,7 @@ Matchers: ``domain``, ``kind`` (safety / health / nodata), ``level`` (``red``, o
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,12 @@ class Route:
                 if not child.cont:
                     break
         return out or [self]
+
+    def nodes(self) -> Iterator[Route]:
+        """This node and every node below it, depth first."""
+        yield self
+        for child in self.routes:
+            yield from child.nodes()
 
     def receivers(self, e: AlertEvent, labels: Mapping[str, str]) -> list[str]:
         """The receivers of ``e`` under this node (which matches it), in tree order, each once."""
