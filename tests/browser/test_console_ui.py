@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from playwright.sync_api import Page
 
 from lifeline import paths
 from lifeline.console.accounts import Accounts
@@ -27,7 +26,7 @@ from lifeline.registry import Registry, load_registry
 from lifeline.rules.loader import load_rules
 from lifeline.sinks.store import AlertStore
 from lifeline.testing_broker import Broker
-from tests.browser.helpers import PASSWORD, SCREENSHOTS, NewPage, shot
+from tests.browser.helpers import PASSWORD, SCREENSHOTS, NewPage, login, shot
 from tests.integration.conftest import mosquitto  # noqa: F401 - the fixture, shared with the integration tests
 from tests.integration.helpers import REPO, ThreadRunner, config
 
@@ -70,14 +69,6 @@ def live(mosquitto: Broker, tmp_path: Path) -> Iterator[Live]:  # noqa: F811 - t
         sim.terminate()
         sim.wait(timeout=10)
         runner.stop()
-
-
-def login(page: Page, base: str, user: str) -> None:
-    page.goto(base + "/")
-    page.fill("input[name=user]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#main-view:not([hidden])")
 
 
 # Each page notes when each board row first appears (the page's clock: the same machine's as the engine's).

@@ -11,7 +11,13 @@ const TEXT = {
     board: "预警看板", clear: "清除筛选", level: "级别", what: "预警", place: "地点", value: "监测值", since: "开始",
     state: "状态", none: "无预警", all: "全部", open: "未解除", firing: "未确认", acknowledged: "已确认",
     resolved: "已解除", anyDomain: "全部领域", anyDistrict: "全部区域", anyLevel: "全部级别", anyDept: "全部部门", ack: "确认",
-    resolve: "解除", comment: "备注", assign: "指派", verdict: "研判", silence: "静默 2 小时", close: "关闭",
+    resolve: "解除", comment: "备注", assign: "指派", verdict: "研判", silence: "静默…", close: "关闭",
+    nearby: "1 公里内的设备", noneNearby: "1 公里内无其他设备", ops: "静默与审批", silences: "生效的静默",
+    newSilence: "新建静默", approvals: "待审批的预警发布", approve: "批准", reject: "驳回", expire: "立即结束",
+    duration: "时长", reason: "原因", sensor: "设备", matchers: "匹配条件", ends: "结束", createdBy: "创建人",
+    receiver: "接收方", queued: "排队时间", noSilences: "无生效的静默", noApprovals: "无待审批的发布", create: "创建",
+    anyRule: "全部规则", needMatch: "至少填一个匹配条件", created: "已创建静默", ended: "静默已结束",
+    approved: "已批准发布", rejected: "已驳回",
     history: "处置记录", deliveries: "通知投递", playbook: "处置预案", rule: "规则", owner: "责任单位",
     held: "未发送", reasonPrompt: "原因：", commentPrompt: "备注内容：", deptPrompt: "指派给哪个部门？",
     overview: "总览", board2: "看板", sensorsOnline: "在线设备", alerts24h: "24 小时预警", alerts7d: "7 天预警",
@@ -28,7 +34,13 @@ const TEXT = {
     value: "Value", since: "Since", state: "State", none: "No alerts", all: "All", open: "Open",
     firing: "Firing", acknowledged: "Acknowledged", resolved: "Resolved", anyDomain: "All domains",
     anyDistrict: "All districts", anyLevel: "All levels", anyDept: "All departments", ack: "Acknowledge", resolve: "Resolve",
-    comment: "Comment", assign: "Assign", verdict: "Verdict", silence: "Silence 2 h", close: "Close",
+    comment: "Comment", assign: "Assign", verdict: "Verdict", silence: "Silence…", close: "Close",
+    ops: "Silences & approvals", silences: "Active silences", newSilence: "New silence",
+    approvals: "Warnings awaiting approval", approve: "Approve", reject: "Reject", expire: "End now",
+    duration: "Duration", reason: "Reason", sensor: "Sensor", matchers: "Matches", ends: "Ends", createdBy: "By",
+    receiver: "Receiver", queued: "Queued", noSilences: "No active silences", noApprovals: "Nothing awaiting approval",
+    create: "Create", anyRule: "any rule", needMatch: "give at least one matcher", created: "Silence created",
+    ended: "Silence ended", approved: "Approved for sending", rejected: "Rejected",
     history: "History", deliveries: "Notifications", playbook: "Playbook", rule: "Rule", owner: "Owner",
     held: "held", reasonPrompt: "Reason:", commentPrompt: "Comment:", deptPrompt: "Assign to which department?",
     overview: "Overview", board2: "Board", sensorsOnline: "Sensors online", alerts24h: "Alerts, 24 h",
@@ -46,7 +58,8 @@ const TEXT = {
 
 const S = {
   lang: localStorage.getItem("lifeline.lang") || "zh",
-  me: null, alerts: new Map(), counts: {}, map: null, risk: null, selected: null, stream: null,
+  me: null, alerts: new Map(), counts: {}, map: null, risk: null, selected: null, stream: null, view: "board",
+  awaiting: 0,
   filters: { state: "open", domain: "", district: "", level: "", owner: "" },
 };
 const $ = (sel) => document.querySelector(sel);
@@ -94,7 +107,8 @@ async function start() {
     localStorage.setItem("lifeline.lang", S.lang); applyLanguage(); renderAll(); });
   $("#logout").addEventListener("click", async () => { await api("POST", "/api/logout", {}).catch(() => {});
     location.reload(); });
-  $("#overview-toggle").addEventListener("click", toggleOverview);
+  $("#overview-toggle").addEventListener("click", () => showView("overview"));
+  $("#ops-toggle").addEventListener("click", () => showView("ops"));
   $("#clear-filters").addEventListener("click", () => { S.filters = { state: "open", domain: "", district: "",
     level: "", owner: "" }; loadAlerts(); });
   try { S.me = await api("GET", "/api/me"); } catch { showLogin(); return; }
@@ -118,7 +132,7 @@ async function showMain() {
   $("#who").textContent = `${S.me.user} · ${S.me.role}`;
   document.body.dataset.role = S.me.role;
   S.map = await api("GET", "/api/map");
-  await Promise.all([loadAlerts(), loadRisk()]);
+  await Promise.all([loadAlerts(), loadRisk(), loadAwaiting()]);
   listen();
 }
 
@@ -175,12 +189,12 @@ function listen() {
     renderBoard();
     renderCounters();
     clearTimeout(listen.risk);
-    listen.risk = setTimeout(loadRisk, 300);
+    listen.risk = setTimeout(() => { loadRisk(); loadAwaiting(); if (S.view === "ops") renderOps(); }, 300);
   });
 }
 
 // ---- rendering ---------------------------------------------------------------------------------------------
-function renderAll() { renderCounters(); renderFilters(); renderBoard(); renderMap(); }
+function renderAll() { renderCounters(); renderFilters(); renderBoard(); renderMap(); renderNav(); }
 
 function badge(level) { return el("span", { class: `badge lv-${level || "none"}` }, level ? t(level) : t("riskNone")); }
 
@@ -303,13 +317,40 @@ function renderMap() {
 }
 
 // ---- overview -------------------------------------------------------------------------------------------------
-async function toggleOverview() {
-  const box = $("#overview"), main = $("main");
-  if (!box.hidden) { box.hidden = true; main.hidden = false; $("#overview-toggle").textContent = t("overview");
-    return; }
+// The board (with the map and the detail), the overview, and silences & approvals: one shown at a time; the
+// header's buttons switch, and a second press goes back to the board.
+async function showView(name, prefill) {
+  S.view = name === S.view && !prefill ? "board" : name;
+  $("main").hidden = S.view !== "board";
+  $("#overview").hidden = S.view !== "overview";
+  $("#ops").hidden = S.view !== "ops";
+  renderNav();
+  if (S.view === "overview") await renderOverview();
+  if (S.view === "ops") await renderOps(prefill);
+}
+
+function renderNav() {
+  $("#overview-toggle").textContent = t(S.view === "overview" ? "board2" : "overview");
+  $("#ops-toggle").textContent = S.view === "ops" ? t("board2") : S.awaiting ? `${t("ops")} (${S.awaiting})` : t("ops");
+  $("#ops-toggle").classList.toggle("attention", S.awaiting > 0 && S.view !== "ops");
+}
+
+async function loadAwaiting() {
+  try {
+    S.awaiting = (await api("GET", "/api/outbox?state=awaiting_approval")).notifications.length;
+  } catch { S.awaiting = 0; }
+  renderNav();
+}
+
+const table = (head, rows, attrs = {}) => el("table", attrs,
+  el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
+  el("tbody", {}, ...rows.map((r) => (r instanceof Node ? r : el("tr", {}, ...r.map((c) => el("td", {}, c ?? "-")))))));
+const when = (ts) => new Date(ts * 1000).toLocaleString(S.lang === "zh" ? "zh-CN" : "en-GB",
+  { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+
+async function renderOverview() {
+  const box = $("#overview");
   const doc = await api("GET", "/api/overview");
-  const table = (head, rows) => el("table", {}, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
-    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c ?? "-"))))));
   const min = (s) => (typeof s === "number" ? (s / 60).toFixed(1) : "-");
   const perLevel = (counts) => table([t("domain"), ...LEVELS.map(t)], Object.entries(counts).sort().map(
     ([d, c]) => [t(d), ...LEVELS.map((lv) => String(c[lv] ?? 0))]));
@@ -327,9 +368,88 @@ async function toggleOverview() {
     table([t("rule"), "n", t("judged"), t("false_alarm"), t("sensor_fault"), t("precision")], doc.rules.map(
       (r) => [r.rule, String(r.alerts), String(r.judged), String(r.false_alarm), String(r.sensor_fault),
               r.precision === null ? "-" : `${Math.round(r.precision * 100)}%`])));
-  box.hidden = false;
-  main.hidden = true;
-  $("#overview-toggle").textContent = t("board2");
+}
+
+// Silences (engineers create and end them) and red / orange public warnings held for approval (admins decide).
+// Every one of these requests is checked and audited on the server.
+async function renderOps(prefill) {
+  const box = $("#ops");
+  const rank = ROLE_RANK[S.me.role];
+  const [sil, held] = await Promise.all([api("GET", "/api/silences"),
+                                         api("GET", "/api/outbox?state=awaiting_approval")]);
+  S.awaiting = held.notifications.length;
+  renderNav();
+  const kids = [];
+  if (rank >= ROLE_RANK.engineer) kids.push(el("h2", {}, t("newSilence")), silenceForm(prefill || {}));
+  kids.push(el("h2", {}, t("silences")));
+  kids.push(sil.silences.length ? table([t("matchers"), t("ends"), t("createdBy"), t("reason"), ""],
+    sil.silences.map((w) => el("tr", { "data-silence": w.id },
+      el("td", {}, Object.entries(w.match).map(([k, v]) => `${k}=${v}`).join(", ") + (w.polygon ? " ⬠" : "")),
+      el("td", {}, when(w.ends)), el("td", {}, w.created_by), el("td", {}, w.reason),
+      el("td", {}, rank >= ROLE_RANK.engineer ? el("button", { class: "expire", onclick: () => expireSilence(w.id) },
+        t("expire")) : ""))), { id: "silences" }) : el("p", {}, t("noSilences")));
+  kids.push(el("h2", {}, t("approvals")));
+  kids.push(held.notifications.length ? table([t("what"), t("receiver"), t("queued"), t("state"), ""],
+    held.notifications.map((n) => {
+      const a = S.alerts.get(n.alert);
+      return el("tr", { "data-key": n.key },
+        el("td", {}, a ? badge(a.level) : "", " ", a ? a.title || a.rule : n.alert),
+        el("td", {}, n.receiver), el("td", {}, when(n.created)), el("td", {}, n.note || n.state),
+        el("td", {}, rank >= ROLE_RANK.admin ? el("span", { class: "actions" },
+          el("button", { class: "approve primary", onclick: () => decide(n.key, "approve") }, t("approve")), " ",
+          el("button", { class: "reject", onclick: () => decide(n.key, "reject") }, t("reject"))) : ""));
+    }), { id: "approvals" }) : el("p", {}, t("noApprovals")));
+  box.replaceChildren(...kids);
+}
+
+function silenceForm(prefill) {
+  const domains = S.map ? [...new Set(S.map.sensors.map((s) => s.domain))].sort() : [];
+  const field = (name, label, input) => el("label", {}, el("span", {}, label), input);
+  const form = el("form", { id: "silence-form", class: "silence-form" },
+    field("sensor", t("sensor"), el("input", { name: "sensor", value: prefill.sensor || "" })),
+    field("rule", t("rule"), el("input", { name: "rule", value: prefill.rule || "", placeholder: t("anyRule") })),
+    field("domain", t("domain"), el("select", { name: "domain" }, el("option", { value: "" }, t("anyDomain")),
+      ...domains.map((d) => el("option", { value: d }, t(d))))),
+    field("district", t("place"), el("select", { name: "district" }, el("option", { value: "" }, t("anyDistrict")),
+      ...(S.map ? S.map.districts : []).map((d) => el("option", { value: d.id }, d.name || d.id)))),
+    field("duration", t("duration"), el("select", { name: "duration" },
+      ...["30m", "1h", "2h", "4h", "8h", "24h", "72h"].map((d) => el("option", d === "2h" ? { value: d, selected: "" }
+        : { value: d }, d)))),
+    field("reason", t("reason"), el("input", { name: "reason", required: "" })),
+    el("button", { type: "submit", class: "primary" }, t("create")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const match = {};
+    for (const k of ["sensor", "rule", "domain", "district"]) if (f.get(k)) match[k] = String(f.get(k)).trim();
+    if (!Object.keys(match).length) { toast(t("needMatch"), true); return; }
+    try {
+      await api("POST", "/api/silences", { match, duration: f.get("duration"), reason: f.get("reason") });
+      toast(t("created"));
+      await renderOps();
+    } catch (e) { toast(`${t("refused")}: ${e.message}`, true); }
+  });
+  return form;
+}
+
+async function expireSilence(id) {
+  const reason = prompt(t("reasonPrompt"));
+  if (reason === null) return;
+  try {
+    await api("POST", `/api/silences/${encodeURIComponent(id)}/expire`, { reason: reason || "console" });
+    toast(t("ended"));
+    await renderOps();
+  } catch (e) { toast(`${t("refused")}: ${e.message}`, true); }
+}
+
+async function decide(key, verb) {
+  const reason = prompt(t("reasonPrompt"));
+  if (!reason) return;
+  try {
+    await api("POST", `/api/outbox/${encodeURIComponent(key)}/${verb}`, { reason });
+    toast(t(verb === "approve" ? "approved" : "rejected"));
+    await renderOps();
+  } catch (e) { toast(`${t("refused")}: ${e.message}`, true); }
 }
 
 // ---- detail and actions --------------------------------------------------------------------------------------
@@ -363,7 +483,7 @@ async function openDetail(id) {
         act(id, "verdict", { verdict: e.target.value }) }, el("option", { value: "" }, t("verdict")),
         ...["confirmed", "false_alarm", "sensor_fault", "maintenance"].map((v) => el("option", { value: v }, t(v))))
         : "",
-      button("silence", () => silence(a), "engineer"),
+      button("silence", () => showView("ops", { sensor: a.sensor, rule: a.rule }), "engineer"),
       el("button", { onclick: () => { S.selected = null; box.hidden = true; $("main").classList.remove(
         "with-detail"); renderBoard(); } }, t("close"))),
     el("h3", {}, t("readings")),
@@ -445,14 +565,6 @@ async function act(id, action, body) {
     S.alerts.set(doc.alert.id, doc.alert);
     renderBoard();
     if (S.selected === id) openDetail(id);
-  } catch (e) { toast(`${t("refused")}: ${e.message}`, true); }
-}
-
-async function silence(a) {
-  try {
-    await api("POST", "/api/silences", { match: { sensor: a.sensor, rule: a.rule }, duration: "2h",
-      reason: prompt(t("reasonPrompt")) || "console" });
-    toast(t("silence"));
   } catch (e) { toast(`${t("refused")}: ${e.message}`, true); }
 }
 
