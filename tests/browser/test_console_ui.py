@@ -188,9 +188,16 @@ def test_two_thousand_open_alerts_and_ten_thousand_sensors_stay_responsive(tmp_p
         page.fill("input[name=password]", PASSWORD)
         t0 = time.monotonic()
         page.click("#login-form button[type=submit]")
-        page.wait_for_function("() => document.querySelectorAll('#board tbody tr').length === 2000 && "
+        page.wait_for_function("() => document.querySelectorAll('#board tbody tr').length === 400 && "
+                               "document.querySelector('#board-more').textContent.includes('400 / 2000') && "
                                "document.querySelectorAll('#map circle.sensor').length === 10000", timeout=30_000)
         first = time.monotonic() - t0
+        assert page.inner_text("#counters").split() == ["红色", "Ⅰ级", "500", "橙色", "Ⅱ级", "500",
+                                                        "黄色", "Ⅲ级", "500", "蓝色", "Ⅳ级", "500"]
+        t2 = time.monotonic()
+        page.click("#board-more button")  # every one of the 2,000 rows
+        page.wait_for_function("() => document.querySelectorAll('#board tbody tr').length === 2000", timeout=30_000)
+        every = time.monotonic() - t2
         t1 = time.monotonic()
         page.select_option("#filters select[name=district]", "LY")
         page.wait_for_function("() => [...document.querySelectorAll('#board tbody tr')].length > 0 && "
@@ -200,7 +207,7 @@ def test_two_thousand_open_alerts_and_ten_thousand_sensors_stay_responsive(tmp_p
         shown: Any = page.evaluate("document.querySelectorAll('#board tbody tr').length")
     finally:
         server.stop()
-    print(f"\n2,000 open alerts, 10,000 sensors: first render {first:.2f} s, filter change {change:.2f} s "
-          f"({shown} rows after the filter)")
+    print(f"\n2,000 open alerts, 10,000 sensors: first render {first:.2f} s (the worst 400 rows), all 2,000 rows "
+          f"{every:.2f} s more, filter change {change:.2f} s ({shown} rows after the filter)")
     assert 0 < shown < 2000
-    assert first < 10.0 and change < 5.0, (first, change)
+    assert first < 10.0 and change < 5.0 and every < 5.0, (first, every, change)
