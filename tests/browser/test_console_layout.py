@@ -90,6 +90,12 @@ def test_the_board_the_map_and_the_detail_fit_the_screen(city_console: str, new_
     # the board and the map side by side on both screens, each within the window's height (no page scrolling)
     assert first["map"] is not None and first["map"][2] <= first["board"][0] and first["scrollH"] <= first["h"], first
 
+    if viewport == "desktop":  # a click on a sensor's marker filters the board to its district
+        page.click('#map circle.sensor[data-sensor="XZ-DRN-U1"]')
+        page.wait_for_function("() => document.querySelector('#filters select[name=district]').value === 'XZ'")
+        page.wait_for_function("() => document.querySelectorAll('#board tbody tr').length === 1")
+        page.click("#clear-filters")
+        page.wait_for_selector('#board tbody tr[data-id="A1"]')
     page.click('#board tbody tr[data-id="A1"] td:nth-child(2)')
     page.wait_for_selector("#detail:not([hidden]) .actions")
     opened = page.evaluate(MEASURE)
