@@ -85,6 +85,20 @@ class _BufferedClient(mqtt.Client):
                 return rc
 
 
+def queue_pubacks(client: mqtt.Client, mids: list[int]) -> None:
+    """QoS 1 PUBACKs for ``mids``, in this order, as one packet write (paho 2.x's ``_packet_queue``; paho's
+    ``ack`` queues one packet, one wake-up byte and one lock round per message). Also valid for MQTT 5: a
+    PUBACK of remaining length 2 means reason "success" without properties."""
+    if not mids:
+        return
+    if not hasattr(client, "_packet_queue"):
+        for mid in mids:
+            client.ack(mid, 1)
+        return
+    pack = _PUBACK.pack
+    client._packet_queue(mqtt.PUBACK, b"".join([pack(mqtt.PUBACK, 2, mid) for mid in mids]), 0, 0)
+
+
 class MqttError(LifelineError):
     """The broker cannot be reached or refused us; the message names host, port and reason."""
 
@@ -241,10 +255,7 @@ class MqttSource:
         """Acknowledge, in receive order (MQTT requires PUBACKs in order): QoS 1 PUBACKs of the batch
         as one write (paho's ``ack`` queues one packet and one wake-up per message)."""
         if self._fast and all(m.qos == 1 for m in messages):
-            pack = _PUBACK.pack
-            data = b"".join([pack(mqtt.PUBACK, 2, m.mid) for m in messages])
-            if data:
-                self._client._packet_queue(mqtt.PUBACK, data, 0, 0)
+            queue_pubacks(self._client, [m.mid for m in messages])
             return
         ack = self._client.ack
         for m in messages:
