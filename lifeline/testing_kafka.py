@@ -263,12 +263,13 @@ def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 30.0, *, 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{os.getpid()}", "enable.auto.commit": False,
                   "log_level": 3})
     try:
-        meta = c.list_topics(topic, timeout=10).topics[topic]
-        if meta.error is not None:
-            raise KafkaMockError(f"topic {topic!r}: {meta.error}")
+        deadline = time.monotonic() + timeout
+        while (meta := c.list_topics(topic, timeout=10).topics[topic]).error is not None:  # not written to yet
+            if time.monotonic() > deadline:
+                raise KafkaMockError(f"topic {topic!r}: {meta.error.str()} after {timeout:g} s")
+            time.sleep(0.1)
         c.assign([TopicPartition(topic, p, 0) for p in meta.partitions])  # offset 0: from the beginning
         out: list[Record] = []
-        deadline = time.monotonic() + timeout
         last_new = time.monotonic()
         while time.monotonic() < deadline and (len(out) < want or time.monotonic() - last_new < idle_s):
             for m in c.consume(1000, 0.2):

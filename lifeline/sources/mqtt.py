@@ -81,8 +81,16 @@ class _BufferedClient(mqtt.Client):
         # (up to a second) for new bytes on the socket before they are handled.
         while True:
             rc = super().loop_read(max_packets)
-            if rc or self._rpos >= len(self._rbuf) or self._rsock is not self._sock:
+            if rc or not self.has_buffered() or not self._keep_reading():
                 return rc
+
+    def has_buffered(self) -> bool:
+        """Bytes of this connection read from the socket and not handled yet (select() cannot see them)."""
+        return self._rpos < len(self._rbuf) and self._rsock is self._sock
+
+    def _keep_reading(self) -> bool:
+        """Whether to go on handling buffered packets now (a subclass with a bounded window says no when full)."""
+        return True
 
 
 def queue_pubacks(client: mqtt.Client, mids: list[int]) -> None:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,11 @@ STATUS = re.compile(r"lifeline bridge: ([\d,]+) received .*?([\d,]+) written to 
 class BridgeProc:
     """``python -m lifeline.cli bridge ...`` in its own process, its stderr in a file."""
 
+    started: list[BridgeProc] = []  # noqa: RUF012  (ended by the autouse fixture below, even when a test fails)
+
     def __init__(self, tmp: Path, broker: Broker, kafka: str, prefix: str, *args: str) -> None:
         self.log = tmp / f"bridge-{time.monotonic_ns()}.log"
+        BridgeProc.started.append(self)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "lifeline.cli", "--log-level", "INFO", "bridge", "--broker", broker.address,
@@ -56,6 +60,16 @@ class BridgeProc:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=40)
+
+
+@pytest.fixture(autouse=True)
+def _end_bridges() -> Iterator[None]:
+    yield
+    while BridgeProc.started:
+        b = BridgeProc.started.pop()
+        if b.proc.poll() is None:
+            b.proc.kill()
+            b.proc.wait(10)
 
 
 def publish(pub: Publisher, msgs: list[tuple[str, bytes]], chunk: int = 5000) -> None:
