@@ -1,4 +1,5 @@
-"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence, console. ``--help`` everywhere."""
+"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence, console, bridge.
+``--help`` everywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 from lifeline import __version__
 
-COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence", "console")
+COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence", "console", "bridge")
 
 
 def build_parser() -> argparse.ArgumentParser:
