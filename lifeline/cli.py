@@ -1,4 +1,4 @@
-"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence, console, bridge.
+"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence, console, bridge, worker.
 ``--help`` everywhere."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from lifeline import __version__
 
-COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence", "console", "bridge")
+COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence", "console", "bridge", "worker")
 
 
 def build_parser() -> argparse.ArgumentParser:

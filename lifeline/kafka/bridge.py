@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -43,15 +43,15 @@ from paho.mqtt.properties import Properties
 
 from lifeline.clock import Clock, SystemClock
 from lifeline.codec import _Reject, split_topic
+from lifeline.engine.shards import Sharding
 from lifeline.errors import LifelineError
 from lifeline.kafka.acks import AckWindow, Slot
+from lifeline.kafka.records import REASON_HEADER, TICK_TOPIC, TOPIC_HEADER, tick_value
 from lifeline.model import DeadLetter
 from lifeline.sources.mqtt import DEFAULT_PREFIX, _BufferedClient, queue_pubacks
 
 log = logging.getLogger(__name__)
 
-TOPIC_HEADER = "mqtt_topic"
-REASON_HEADER = "reason"
 _EXCERPT = 120
 READ_PER_TURN = 1000  # messages handled per turn before Kafka's answers are served and PUBACKs sent
 Headers = list[tuple[str, str | bytes | None]]
@@ -88,6 +88,10 @@ class BridgeSettings:
     drain_timeout_s: float = 30.0  # at shutdown: how long to wait for Kafka to confirm what is in flight
     status_interval_s: float = 5.0
     kafka_config: dict[str, str] = field(default_factory=dict)  # more librdkafka settings (SASL, ...)
+    # sensor id -> shard key (lifeline/engine/shards.py): every sensor of a shard goes to one partition, so one
+    # engine judges a neighbourhood group in arrival order; None: Kafka's key hash (one sensor, one partition)
+    shards: Mapping[str, str] | None = None
+    tick_s: float | None = None  # idle this long: a wall-clock tick to every partition (None: never)
 
     def problems(self) -> list[str]:
         out = []
@@ -144,7 +148,10 @@ class Bridge:
         self.connected = False
         self.subscribed = False
         self.mqtt_error = ""
-        self._routes: dict[str, tuple[bytes, Headers] | DeadLetter] = {}
+        self._routes: dict[str, tuple[bytes, Headers, int] | DeadLetter] = {}
+        self.partitions = 0  # of the readings topic (from Kafka at start)
+        self.sharding: Sharding | None = None
+        self._last_input = 0.0  # monotonic: the last MQTT message or tick (for --tick)
         self._status_at = 0.0
         self._status_counts: Counter[str] = Counter()
         self._reconnect_at = 0.0
@@ -184,6 +191,13 @@ class Bridge:
         err = meta.topics[self.s.topic].error if self.s.topic in meta.topics else None
         if err is not None:
             raise BridgeError(f"Kafka at {self.s.kafka}: topic {self.s.topic!r}: {err.str()}")
+        self.partitions = len(meta.topics[self.s.topic].partitions)
+        if self.s.shards is not None:
+            self.sharding = Sharding(self.s.shards, self.partitions)
+            sizes = self.sharding.sizes()
+            log.info("sharding %d registered sensors over %d partitions (%d to %d each)", sum(sizes),
+                     self.partitions, min(sizes), max(sizes))
+        self._routes.clear()  # routes name partitions
         try:
             self.client.connect(self.s.mqtt_host, self.s.mqtt_port, self.s.keepalive_s, clean_start=False,
                                 properties=self._connect_properties())
@@ -207,10 +221,11 @@ class Bridge:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: self.stop_event.set())
         self.start()
-        self._status_at = self.clock.monotonic()
+        self._status_at = self._last_input = self.clock.monotonic()
         try:
             while not self.stop_event.is_set() and not self.fatal:
                 self.step()
+                self._maybe_tick()
                 self._maybe_status()
         finally:
             self.close()
@@ -290,7 +305,7 @@ class Bridge:
         self.counts["connects"] += 1
         log.info("MQTT connected to %s:%s (session present: %s)", self.s.mqtt_host, self.s.mqtt_port,
                  bool(getattr(flags, "session_present", False)))
-        client.subscribe(self.s.prefix.rstrip("/") + "/#", qos=1)
+        client.subscribe([(self.s.prefix.rstrip("/") + "/#", 1), (TICK_TOPIC, 1)])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
         if any(rc.is_failure for rc in rcs):
@@ -307,37 +322,75 @@ class Bridge:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         topic = msg.topic
-        route = self._routes.get(topic)
-        if route is None:
-            route = self._route(topic)
         slot = self.window.add(msg.mid)
         self.counts["received"] += 1
         self._turn_left -= 1
+        self._last_input = self.clock.monotonic()
+        if topic == TICK_TOPIC:  # event time moves on: every partition hears it (acknowledged once all wrote it)
+            self.counts["ticks"] += 1
+            self._broadcast(bytes(msg.payload), functools.partial(self._on_delivery, slot, msg))
+            return
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._route(topic)
         if isinstance(route, DeadLetter):
             self._dead_letter(slot, route, msg.payload)
             return
-        key, headers = route
-        self._produce(self.s.topic, bytes(msg.payload), key, headers, functools.partial(self._on_delivery, slot, msg))
+        key, headers, partition = route
+        self._produce(self.s.topic, bytes(msg.payload), key, headers, functools.partial(self._on_delivery, slot, msg),
+                      partition)
 
-    def _route(self, topic: str) -> tuple[bytes, Headers] | DeadLetter:
+    def _broadcast(self, value: bytes, on_all: Any) -> None:
+        """``value`` to every partition of the readings topic as a tick; ``on_all(err, None)`` once all wrote it
+        (or with the first error)."""
+        left = [self.partitions]
+        headers: Headers = [(TOPIC_HEADER, TICK_TOPIC.encode())]
+
+        def one(err: KafkaError | None, record: Any) -> None:
+            if left[0] <= 0:
+                return
+            left[0] = 0 if err is not None else left[0] - 1
+            if left[0] == 0:
+                on_all(err, record)
+
+        for p in range(self.partitions):
+            self._produce(self.s.topic, value, None, headers, one, p)
+
+    def _maybe_tick(self) -> None:
+        """--tick: no input for that long, so event time moves to the wall clock on every partition (a tick
+        is written to Kafka like any input: a replay of the topic sees it too)."""
+        if self.s.tick_s is None or not self.partitions:
+            return
+        now = self.clock.monotonic()
+        if now - self._last_input < self.s.tick_s:
+            return
+        self._last_input = now
+        self.counts["idle_ticks"] += 1
+        self._broadcast(tick_value(self.clock.now()), lambda err, record: None)
+
+    def _route(self, topic: str) -> tuple[bytes, Headers, int] | DeadLetter:
         key = sensor_key(topic, self.s.prefix)
-        route: tuple[bytes, Headers] | DeadLetter
+        route: tuple[bytes, Headers, int] | DeadLetter
         if isinstance(key, DeadLetter):
             route = key
             log.warning("dead letter (%s): %s; written to Kafka topic %r", key.reason, key.detail,
                         self.s.deadletter_topic)
         else:
-            route = (key, [(TOPIC_HEADER, topic.encode())])
+            partition = self.sharding.partition(key.decode()) if self.sharding is not None else -1
+            route = (key, [(TOPIC_HEADER, topic.encode())], partition)
         if len(self._routes) < 100_000:  # one entry per sensor topic; bounded against a flood of odd topics
             self._routes[topic] = route
         return route
 
     # ---- Kafka --------------------------------------------------------------------------------------
     def _produce(self, topic: str, value: bytes, key: bytes | None, headers: Headers,
-                 on_delivery: Any) -> None:
+                 on_delivery: Any, partition: int = -1) -> None:
         while True:
             try:
-                self.producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                if partition >= 0:
+                    self.producer.produce(topic, value, key, partition, headers=headers, on_delivery=on_delivery)
+                else:  # Kafka's partitioner on the key
+                    self.producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:  # librdkafka's own queue is full (it is sized above the window): let it drain
                 self.counts["producer_full"] += 1
