@@ -61,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--rebalance-timeout", default="60s", metavar="DURATION",
                    help="how long a rebalance may take (default: %(default)s)")
     p.add_argument("--status-every", default="10s", metavar="DURATION", help="status line (default: %(default)s)")
+    p.add_argument("--sync-grace", default="0s", metavar="DURATION",
+                   help="the group leader waits this long before sending the assignment: only for librdkafka's "
+                        "mock cluster, which refuses a member's late SyncGroup (default: %(default)s)")
     p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"),
                    help="Faust's log level (default: %(default)s)")
     p.set_defaults(func=cmd_worker)
@@ -94,7 +97,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         web_port=args.web_port, session_timeout_s=_seconds(args.session_timeout, "--session-timeout"),
         heartbeat_s=max(0.5, _seconds(args.session_timeout, "--session-timeout") / 10),
         rebalance_timeout_s=_seconds(args.rebalance_timeout, "--rebalance-timeout"),
-        status_every_s=_seconds(args.status_every, "--status-every"))
+        status_every_s=_seconds(args.status_every, "--status-every"),
+        sync_grace_s=_seconds(args.sync_grace, "--sync-grace"))
     problems = settings.problems()
     if problems:
         raise ConfigError("; ".join(problems))
