@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lifeline.commands.bridge import parse_kafka_config
 from lifeline.commands.run import _duration, _influxdb, _retry_max, parse_address
 
 
@@ -40,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--console", default=None, metavar="HOST:PORT", help="serve the operator console here")
     p.add_argument("--status-every", default="5s", metavar="DURATION",
                    help="progress line on stderr every ... (default: %(default)s)")
+    p.add_argument("--kafka-config", action="append", default=[], metavar="KEY=VALUE",
+                   help="any librdkafka consumer setting, e.g. security.protocol=SASL_SSL or session.timeout.ms=6000 "
+                        "(repeat)")
     ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
     ts.add_argument("--influxdb", default=None, metavar="URL", help="write alert events to this InfluxDB")
     ts.add_argument("--influxdb-org", default="lifeline", help="organisation (default: %(default)s)")
@@ -66,7 +70,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         status_interval_s=_duration("--status-every", args.status_every) or 5.0,
         notify_retry_max_s=_retry_max(args.notify_retry_max),
         console_addr=None if args.console is None else parse_address("--console", args.console),
-        influxdb=_influxdb(args))
+        influxdb=_influxdb(args), kafka_config=parse_kafka_config(args.kafka_config))
     routing = None if args.routes is None else load_routing(args.routes)
     print(f"lifeline deliver: Kafka {args.kafka} topic {args.alerts_topic!r} (group {args.group!r}) -> store "
           f"{args.db}; routes {args.routes or 'none'}", file=sys.stderr, flush=True)

@@ -24,8 +24,8 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from lifeline.alerting.escalation import Escalator
@@ -63,6 +63,7 @@ class DeliverSettings:
     notify_retry_max_s: float = 30.0
     console_addr: tuple[str, int] | None = None
     influxdb: InfluxDBSettings | None = None
+    kafka_config: Mapping[str, str] = field(default_factory=dict)  # more librdkafka consumer settings
 
 
 class Deliverer:
@@ -114,7 +115,7 @@ class Deliverer:
         self.consumer = Consumer({
             "bootstrap.servers": s.bootstrap, "group.id": s.group, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "client.id": "lifeline-deliver",
-            "logger": logging.getLogger("lifeline.kafka.librdkafka")})
+            "logger": logging.getLogger("lifeline.kafka.librdkafka"), **s.kafka_config})
         try:
             meta = self.consumer.list_topics(s.alerts_topic, timeout=s.connect_timeout_s)
         except KafkaException as exc:
@@ -167,6 +168,7 @@ class Deliverer:
             return 0
         events: list[AlertEvent] = []
         bad: Counter[str] = Counter()
+        self.counts["records"] += len(msgs)
         for m in msgs:
             if m.error() is not None:
                 log.warning("Kafka: %s", m.error().str())
