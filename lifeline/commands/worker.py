@@ -26,8 +26,8 @@ import logging
 import sys
 from pathlib import Path
 
+from lifeline.commands.bridge import _seconds
 from lifeline.errors import ConfigError
-from lifeline.timefmt import TimeFormatError, parse_duration
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,13 +69,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=cmd_worker)
 
 
-def _seconds(value: str, flag: str) -> float:
-    try:
-        return parse_duration(value)
-    except TimeFormatError as exc:
-        raise ConfigError(f"{flag}: {exc}") from None
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     from lifeline import paths
     from lifeline.kafka.checkpoint import rules_fingerprint
@@ -93,12 +86,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         bootstrap=args.kafka, partitions=args.partitions, app_id=args.app_id, readings_topic=args.topic,
         alerts_topic=args.alerts_topic, deadletter_topic=args.deadletter_topic, prefix=args.prefix,
         store=args.store, datadir=args.data_dir,
-        checkpoint_every_s=_seconds(args.checkpoint_every, "--checkpoint-every"), batch=args.batch,
-        web_port=args.web_port, session_timeout_s=_seconds(args.session_timeout, "--session-timeout"),
-        heartbeat_s=max(0.5, _seconds(args.session_timeout, "--session-timeout") / 10),
-        rebalance_timeout_s=_seconds(args.rebalance_timeout, "--rebalance-timeout"),
-        status_every_s=_seconds(args.status_every, "--status-every"),
-        sync_grace_s=_seconds(args.sync_grace, "--sync-grace"))
+        checkpoint_every_s=_seconds("--checkpoint-every", args.checkpoint_every), batch=args.batch,
+        web_port=args.web_port, session_timeout_s=_seconds("--session-timeout", args.session_timeout),
+        heartbeat_s=max(0.5, _seconds("--session-timeout", args.session_timeout) / 10),
+        rebalance_timeout_s=_seconds("--rebalance-timeout", args.rebalance_timeout),
+        status_every_s=_seconds("--status-every", args.status_every),
+        sync_grace_s=_seconds("--sync-grace", args.sync_grace))
     problems = settings.problems()
     if problems:
         raise ConfigError("; ".join(problems))

@@ -60,7 +60,7 @@ from lifeline.model import AlertEvent, DeadLetter, Reading
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
 from lifeline.sinks.downsample import Downsampler
-from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
+from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink, district_lookup
 from lifeline.sinks.jsonl import JsonlSink
 from lifeline.sinks.store import AlertStore
 from lifeline.sources.mqtt import ALERTS_PREFIX, DEADLETTER_TOPIC, DEFAULT_PREFIX, Message, MqttSettings, MqttSource
@@ -163,13 +163,7 @@ class Runner:
         self.journal = JournalWriter(cfg.journal_path) if cfg.journal_path else None
         self.alerts_out = JsonlSink(cfg.alerts_out) if cfg.alerts_out else None
         if cfg.influxdb is not None:
-            registry = self.registry
-
-            def district_of(sid: str) -> str:
-                s = registry.get(sid)
-                return s.district if s is not None else ""
-
-            self.tsdb = InfluxDBSink(cfg.influxdb, district_of=district_of)
+            self.tsdb = InfluxDBSink(cfg.influxdb, district_of=district_lookup(self.registry))
         if cfg.metrics_addr is not None:
             self.metrics = RunnerMetrics(self)
             self.metrics_port = self.metrics.serve(*cfg.metrics_addr)

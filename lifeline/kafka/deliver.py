@@ -40,7 +40,7 @@ from lifeline.kafka.records import parse_alert_record
 from lifeline.model import AlertEvent
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
-from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink
+from lifeline.sinks.influxdb import InfluxDBSettings, InfluxDBSink, district_lookup
 from lifeline.sinks.store import AlertStore
 
 log = logging.getLogger("lifeline.deliver")
@@ -100,13 +100,7 @@ class Deliverer:
             wm = cp.snapshot.get("watermark")
             self.watermark = float(wm) if isinstance(wm, int | float) else None
         if s.influxdb is not None:
-            registry = self.registry
-
-            def district_of(sid: str) -> str:
-                sensor = registry.get(sid)
-                return sensor.district if sensor is not None else ""
-
-            self.tsdb = InfluxDBSink(s.influxdb, district_of=district_of)
+            self.tsdb = InfluxDBSink(s.influxdb, district_of=district_lookup(self.registry))
         if s.console_addr is not None:
             self.console = ConsoleServer(Console(s.db_path, registry=self.registry, rules=self.rules),
                                          *s.console_addr)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifeline.model import AlertEvent, Reading
+from lifeline.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,16 @@ class _Spool:
 def _number(p: Path) -> int:
     """The number in a spool file's name (``batch-000000000042.lp`` -> 42)."""
     return int(p.stem.split("-")[1])
+
+
+def district_lookup(registry: Registry) -> Callable[[str], str]:
+    """sensor id -> its district (the ``district`` tag), "" for a sensor the register does not know."""
+
+    def district_of(sid: str) -> str:
+        sensor = registry.get(sid)
+        return sensor.district if sensor is not None else ""
+
+    return district_of
 
 
 class InfluxDBSink:

@@ -9,7 +9,7 @@ mosquitto-clients``); never silently skip.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -32,15 +32,21 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         stop_broker(broker.proc)
 
 
-@pytest.fixture
-def kafka() -> Iterator[MockKafka]:
-    """librdkafka's mock cluster (3 brokers) in its own process, fresh for each test (``lifeline.testing_kafka``):
-    ``.bootstrap``, ``.create_topic(name, n)``, ``.brokers_down()`` / ``.brokers_up()``."""
+def mock_kafka(topics: Iterable[tuple[str, int]] = ()) -> Iterator[MockKafka]:
+    """The body of a fixture: the mock cluster with these topics (name, partitions), stopped afterwards; a
+    cluster that does not start fails the test with the reason."""
     try:
-        cluster = start_kafka()
+        cluster = start_kafka(topics=topics)
     except KafkaMockError as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def kafka() -> Iterator[MockKafka]:
+    """librdkafka's mock cluster (3 brokers) in its own process, fresh for each test (``lifeline.testing_kafka``):
+    ``.bootstrap``, ``.create_topic(name, n)``, ``.brokers_down()`` / ``.brokers_up()``."""
+    yield from mock_kafka()

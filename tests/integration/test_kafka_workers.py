@@ -30,7 +30,8 @@ from lifeline.kafka.records import TICK_TOPIC, WATERMARK_KEY, tick_value
 from lifeline.rules.loader import load_rules
 from lifeline.sources.replay import tick_line
 from lifeline.testing_broker import Broker
-from lifeline.testing_kafka import KafkaMockError, MockKafka, read_topic, start_kafka
+from lifeline.testing_kafka import MockKafka, read_topic
+from tests.integration.conftest import mock_kafka
 from tests.integration.helpers import REPO, Publisher, wait_for
 from tests.scenario.conftest import demo_registry, simulate
 
@@ -74,15 +75,7 @@ class Proc:
 def kafka4() -> Iterator[MockKafka]:
     """The mock cluster with the topics of the layout (docs/kafka.md), PARTITIONS each: the mock cannot create
     topics through the API, so they are made here, as `kafka-topics.sh` would in production."""
-    try:
-        cluster = start_kafka(topics=[("readings", PARTITIONS), ("alerts", PARTITIONS), ("deadletter", PARTITIONS),
-                                      ("lifeline-engine-changelog", PARTITIONS)])
-    except KafkaMockError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from mock_kafka([(t, PARTITIONS) for t in ("readings", "alerts", "deadletter", "lifeline-engine-changelog")])
 
 
 def _scenario() -> tuple[list[bytes], float, dict[tuple[str, int], dict[str, Any]]]:
