@@ -34,7 +34,7 @@ import orjson
 from lifeline.codec import Limits, decode
 from lifeline.engine import Engine
 from lifeline.kafka import checkpoint as ckpt
-from lifeline.kafka.records import TICK_TOPIC, TOPIC_HEADER, header
+from lifeline.kafka.records import TICK_TOPIC, TOPIC_HEADER, header, watermark_record
 from lifeline.model import AlertEvent, DeadLetter
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
@@ -92,10 +92,12 @@ class PartitionEngine:
         self.alerts += len(result.events)
         return Applied(result.events, decoded.dead + result.dead)
 
-    def checkpoint(self, rules: str) -> tuple[list[tuple[bytes, bytes]], ckpt.Manifest]:
+    def checkpoint(self, rules: str, now_ms: int = 0) -> tuple[list[tuple[bytes, bytes]], ckpt.Manifest]:
         """The table entries of a checkpoint of the state now (chunks, then the manifest); the generation
-        moves on, so the previous one's chunks can be deleted after the manifest is written."""
-        self.generation += 1
+        moves on, so the previous one's chunks can be deleted after the manifest is written. With ``now_ms``
+        (the wall clock) it is at least that: two workers that restored the same checkpoint (a revoked one
+        still writing, and the new owner) never write chunks under the same generation."""
+        self.generation = max(self.generation + 1, now_ms)
         return ckpt.encode(self.partition, self.generation, self.done, self.engine.snapshot(), rules,
                            self.engine.watermark)
 
@@ -252,15 +254,13 @@ class Worker:
     # ---- checkpoints ------------------------------------------------------------------------
     def checkpoint(self, p: int) -> None:
         """Snapshot partition ``p`` into the table, send its watermark, then acknowledge what it covers."""
-        from lifeline.kafka.records import watermark_record
-
         pe = self.engines[p]
         held = self.held.pop(p, [])
         self.last_checkpoint[p] = time.monotonic()
         if not held:
             return
         old = pe.generation
-        chunks, manifest = pe.checkpoint(self.fingerprint)
+        chunks, manifest = pe.checkpoint(self.fingerprint, int(time.time() * 1000))
         for k, v in chunks:
             self.table[k] = v
         self.table[ckpt.manifest_key(p)] = manifest.to_bytes()
@@ -297,6 +297,8 @@ class Worker:
                                 "last one", p, exc)
                 self.engines.pop(p, None)
                 self.held.pop(p, None)
+        # out before this worker rejoins: the partition's next owner restores from what is in the changelog
+        await self.app.producer.flush()
 
     def _maybe_status(self, now: float) -> None:
         if now - self._status_at < self.s.status_every_s:
