@@ -153,3 +153,10 @@ def rewrite_conf(path: Path, tmp: Path, ports: dict[str, int], files: dict[str, 
 def make_dev_certs(out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(MAKE_CERTS), str(out)], capture_output=True, text=True, timeout=120,
                           check=False)
+
+
+def dev_certs(out: Path) -> Path:
+    """``out``, with the certificates make-dev-certs.sh made there (an AssertionError with its stderr if it failed)."""
+    made = make_dev_certs(out)
+    assert made.returncode == 0, f"make-dev-certs.sh failed ({made.returncode}): {made.stderr}"
+    return out

@@ -40,6 +40,7 @@ from tests.deployfiles import (
     command,
     compose_files,
     conf_lines,
+    dev_certs,
     flag,
     is_bind,
     is_lifeline,
@@ -290,7 +291,7 @@ def test_compose_kafka_is_a_coherent_kraft_node() -> None:
     reachable = {f"{h}:{p}" for h, p in advertised.values()}
     for svc_name, svc in doc["services"].items():
         line = " ".join(command(svc))
-        for addr in re.findall(r"(?:--kafka|--bootstrap-server)[ =]+([\w.-]+:\d+)", line):
+        for addr in sorted(set(re.findall(r"(?:--kafka|--bootstrap-server)[ =]+([\w.-]+:\d+)", line))):
             if addr not in reachable:
                 problems.append(f"services.{svc_name}: Kafka at {addr}, which is not an advertised listener")
     init = " ".join(command(doc["services"]["kafka-init"]))
@@ -345,18 +346,15 @@ def test_mosquitto_configs_keep_the_shipped_settings_and_lock_the_tls_listener()
 
 
 @pytest.fixture(scope="module")
-def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("certs") / "dev"
-    made = make_dev_certs(out)
-    assert made.returncode == 0, f"make-dev-certs.sh failed ({made.returncode}): {made.stderr}"
-    return out
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return dev_certs(tmp_path_factory.mktemp("certs") / "dev")
 
 
-def test_make_dev_certs_makes_what_the_production_broker_needs(dev_certs: Path) -> None:
+def test_make_dev_certs_makes_what_the_production_broker_needs(certs: Path) -> None:
     """make-dev-certs.sh makes a CA and certificates that `openssl verify` accepts, every file the production
     compose mounts from certs/dev/, a client certificate for every ACL user; it never overwrites a CA."""
-    certs = sorted(dev_certs.glob("*.crt"))
-    verify = subprocess.run(["openssl", "verify", "-CAfile", str(dev_certs / "ca.crt"), *map(str, certs)],
+    crts = sorted(certs.glob("*.crt"))
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(certs / "ca.crt"), *map(str, crts)],
                             capture_output=True, text=True, check=False)
     assert verify.returncode == 0, f"openssl verify: {verify.stdout}{verify.stderr}"
     problems = []
@@ -364,16 +362,16 @@ def test_make_dev_certs_makes_what_the_production_broker_needs(dev_certs: Path) 
     for name, svc in prod["services"].items():
         for src, _ in mounts(svc):
             rel = src.removeprefix("./")
-            if rel.startswith(GENERATED_CERTS) and not (dev_certs / rel.removeprefix(GENERATED_CERTS)).is_file():
+            if rel.startswith(GENERATED_CERTS) and not (certs / rel.removeprefix(GENERATED_CERTS)).is_file():
                 problems.append(f"services.{name} mounts {src}, which make-dev-certs.sh does not make")
     users = [v for k, v in conf_lines(DEPLOY / "mosquitto" / "acl") if k == "user"]
     problems += [f"acl: user {u}: no client certificate {u}.crt" for u in users
-                 if not (dev_certs / f"{u}.crt").is_file()]
-    san = subprocess.run(["openssl", "x509", "-in", str(dev_certs / "server.crt"), "-noout", "-ext", "subjectAltName"],
+                 if not (certs / f"{u}.crt").is_file()]
+    san = subprocess.run(["openssl", "x509", "-in", str(certs / "server.crt"), "-noout", "-ext", "subjectAltName"],
                          capture_output=True, text=True, check=True).stdout
     problems += [f"server.crt: {n} not among its names ({san.strip()})" for n in ("DNS:mosquitto", "DNS:localhost")
                  if n not in san]
-    again = make_dev_certs(dev_certs)
+    again = make_dev_certs(certs)
     if again.returncode == 0:
         problems.append("make-dev-certs.sh overwrote an existing CA")
     _fail_on(problems, "dev certificates")
@@ -475,7 +473,8 @@ def test_dashboards_query_only_what_lifeline_writes() -> None:
     uid = yaml.safe_load(DATASOURCES.read_text())["datasources"][0]["uid"]
     files = sorted(DASHBOARDS.glob("*.json"))
     assert len(files) >= 2, f"expected the city overview and sensor readings dashboards in {DASHBOARDS}"
-    problems, uids = [], {}
+    problems: list[str] = []
+    uids: dict[str, str] = {}
     for path in files:
         d = json.loads(path.read_text())
         if d.get("uid") in uids:
