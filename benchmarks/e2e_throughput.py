@@ -266,12 +266,17 @@ def mosquitto_version() -> str:
     return out.splitlines()[0].strip() if out else "mosquitto"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def queue_drain_args(doc: str | None, argv: list[str] | None) -> argparse.Namespace:
+    """The options of a queue-then-drain benchmark (this one, ``bridge_throughput``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=100_000, help="messages queued per run (default 100000)")
     ap.add_argument("--runs", type=int, default=3, help="a/b pairs; medians are reported (default 3)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds one drain may take (default 600)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = queue_drain_args(__doc__, argv)
     n = args.messages
 
     registry = demo_registry()

@@ -1,4 +1,6 @@
-"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence, console. ``--help`` everywhere."""
+"""The ``lifeline`` command: demo, run, simulate, backtest, rules, alerts, silence, console; and on Kafka bridge,
+worker, deliver.
+``--help`` everywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from collections.abc import Sequence
 
 from lifeline import __version__
 
-COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence", "console")
+COMMANDS = ("demo", "run", "simulate", "backtest", "rules", "alerts", "silence", "console", "bridge", "worker",
+            "deliver")
 
 
 def build_parser() -> argparse.ArgumentParser:

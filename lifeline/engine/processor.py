@@ -126,7 +126,10 @@ class Engine:
                     group_st = None  # the next evaluated metric starts a new group
                 st.mts[m] = ts
                 cur_sid, cur_ts = r.sensor, ts
-                if st.last_seen is None or ts > st.last_seen:
+                last_seen = st.last_seen
+                if last_seen is None or ts > last_seen:
+                    if last_seen is not None and ts - last_seen >= st.nodata_after:
+                        self._catch_up(st, last_seen, ts, events)  # silent for a limit, whether or not a scan saw it
                     st.last_seen = ts
                     if st.stale:
                         self._data_back(st, ts, events)
@@ -178,7 +181,8 @@ class Engine:
         sensor = self.registry.get(sid)
         st = SensorState(sid, domain, sensor)
         self._sensors[sid] = st
-        self._fresh.append(st)
+        if self._nodata_of(st):
+            self._fresh.append(st)
         return st
 
     def lifecycle(self, rule: Rule, subject: str) -> Lifecycle:
@@ -275,12 +279,34 @@ class Engine:
 
     def _data_back(self, st: SensorState, ts: float, out: list[AlertEvent]) -> None:
         st.stale = False
-        self._fresh.append(st)  # it can be found silent again
+        self._put(st, ts, st.nodata_after)  # back on the agenda from now (an older entry is superseded)
         for rule, lc in self._nodata_of(st):
             if lc.level is not None:
                 tr = lc.step(None, None, ts)
                 if tr is not None:
                     self._emit(rule, lc, tr, st, ts, None, out)
+
+    def _catch_up(self, st: SensorState, last: float, ts: float, out: list[AlertEvent]) -> None:
+        """A reading after a silence of at least a nodata limit: the rules whose limit it reached and that no
+        scan has fired yet fire now, at the moment the limit was reached (then ``_data_back`` resolves them).
+        So a nodata alert depends only on the sensor's own readings, never on when other sensors' readings
+        moved the watermark: the same alerts on one engine or on any sharding of the sensors (lifeline worker)."""
+        for rule, lc in self._nodata_of(st):
+            if lc.level is None:
+                after = self._nodata_after(rule, st)
+                if ts - last >= after:
+                    self._fire_nodata(rule, lc, st, last, after, out)
+
+    def _fire_nodata(self, rule: Rule, lc: Lifecycle, st: SensorState, last: float, after: float,
+                     out: list[AlertEvent]) -> None:
+        """Open a nodata alert as of ``last + after``, the moment the sensor had been silent for the limit."""
+        assert rule.level is not None
+        at = last + after
+        tr = lc.step(rule.level, rule.level, at)
+        if tr is not None:
+            st.stale = True
+            tr.reason = f"no data for {after:.0f} s, its limit"
+            self._emit(rule, lc, tr, st, at, after, out)
 
     def _advance(self, wm: float | None, out: list[AlertEvent]) -> None:
         self.watermark = wm
@@ -299,52 +325,54 @@ class Engine:
             self._scan(wm, out)
 
     def _take_fresh(self) -> None:
-        """Put the sensors waiting in ``_fresh`` on the agenda (a sensor without nodata rules never is;
-        one that has not reported yet waits)."""
+        """Put the sensors waiting in ``_fresh`` on the agenda (one that has not reported yet waits)."""
         waiting = []
         for st in self._fresh:
             if st.last_seen is None:
                 waiting.append(st)
-            elif not st.stale and self._nodata_of(st):
-                self._put(st, st.last_seen)
+            else:
+                self._put(st, st.last_seen, st.nodata_after)
         self._fresh = waiting
 
-    def _put(self, st: SensorState, last: float) -> None:
-        key = last + st.nodata_after - NODATA_MARGIN_S
-        heapq.heappush(self._due, (key if key == key else -math.inf, st.id))  # NaN: at every scan
+    def _put(self, st: SensorState, last: float, after: float) -> None:
+        """(Re)place the sensor's one live entry on the agenda; an older entry of it is skipped when it comes up."""
+        key = last + after - NODATA_MARGIN_S
+        if key != key:  # NaN: at every scan
+            key = -math.inf
+        st.due_at = key
+        heapq.heappush(self._due, (key, st.id))
 
     def _scan(self, wm: float, out: list[AlertEvent]) -> None:
-        """Open nodata alerts of sensors silent for their limit, in id order. Only the sensors whose
-        entry has come up are looked at: until last_seen + limit (less a margin far beyond the rounding
-        of ``wm - last`` against the limit) no sensor can be silent for it. An entry whose sensor has
-        reported since goes back with its new time; a stale sensor leaves the agenda until its data is
-        back; one silent for its shortest limit but not for a rule's own is looked at every scan."""
+        """Open the nodata alerts of sensors silent for a rule's limit, in id order, each as of the moment its
+        limit was reached. Only the sensors whose entry has come up are looked at: until last_seen + limit
+        (less a margin far beyond the rounding of ``wm - last`` against the limit) no sensor can be silent for
+        it. An entry goes back with the sensor's next limit (its newest time if it has reported since); a
+        sensor whose every nodata rule has fired leaves the agenda until its data is back."""
         due, sensors = self._due, self._sensors
         found: dict[str, SensorState] = {}
         while due and due[0][0] <= wm:
-            sid = heapq.heappop(due)[1]
-            found[sid] = sensors[sid]
+            key, sid = heapq.heappop(due)
+            st = sensors[sid]
+            if st.due_at == key:  # its live entry (a superseded one is dropped)
+                found[sid] = st
         for sid in sorted(found):
             st = found[sid]
             last = st.last_seen
-            if last is None or st.stale:
-                continue
+            assert last is not None  # only sensors that have reported are put on the agenda
             silent = wm - last
-            if silent < st.nodata_after:
-                self._put(st, last)
-                continue
+            pending = math.inf
             for rule, lc in self._nodata_of(st):
-                after = self._nodata_after(rule, st)
-                if lc.level is not None or silent < after:
+                if lc.level is not None:
                     continue
-                assert rule.level is not None
-                tr = lc.step(rule.level, rule.level, wm)
-                if tr is not None:
-                    st.stale = True
-                    tr.reason = f"no data for {silent:.0f} s (limit {after:.0f} s)"
-                    self._emit(rule, lc, tr, st, wm, silent, out)
-            if not st.stale:  # silent for the shortest limit but not yet for a rule's own: scan again
-                heapq.heappush(due, (-math.inf, sid))
+                after = self._nodata_after(rule, st)
+                if silent >= after:
+                    self._fire_nodata(rule, lc, st, last, after, out)
+                elif not after >= pending:  # the shortest limit still to come (NaN: looked at every scan)
+                    pending = after
+            if pending == math.inf:
+                st.due_at = None
+            else:
+                self._put(st, last, pending)
 
     @staticmethod
     def _nodata_after(rule: Rule, st: SensorState) -> float:

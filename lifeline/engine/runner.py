@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
@@ -180,6 +181,9 @@ class Runner:
             port = self.console.start()
             log.info("console on http://%s:%d/", cfg.console_addr[0], port)
         self._restore()
+        if self.recent is not None and self.journal is not None:  # the chart's last hours survive a restart
+            threading.Thread(target=self._backfill_recent, args=(self.recent, self.journal.path, self.journal.offset),
+                             name="console-backfill", daemon=True).start()
         if cfg.routing is not None:  # after the restore: a replay may have queued notifications
             escalator = Escalator(cfg.routing, labels=self._labels, clock=self.clock)
             self.dispatcher = Dispatcher(cfg.db_path, cfg.routing.notifiers(), clock=self.clock, escalator=escalator,
@@ -188,6 +192,16 @@ class Runner:
         self.source.start(wait_s=cfg.connect_timeout_s)
         now = self.clock.monotonic()
         self._last_input = self._last_tick = self._status_at = now
+
+    @staticmethod
+    def _backfill_recent(recent: RecentReadings, path: Path, end: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            n = recent.backfill(path, end=end)
+        except OSError as e:
+            log.warning("console: could not read the journal's tail for the charts: %s", e)
+            return
+        log.info("console: %d readings from the journal's tail in %.1f s", n, time.perf_counter() - t0)
 
     def _restore(self) -> None:
         assert self.store is not None

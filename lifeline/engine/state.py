@@ -28,8 +28,8 @@ class Values(dict[str, float]):
 
 
 class SensorState:
-    __slots__ = ("binds", "by_rule", "domain", "id", "labels", "last_seen", "mseq", "mts", "nodata", "nodata_after",
-                 "sensor", "stale", "values")
+    __slots__ = ("binds", "by_rule", "domain", "due_at", "id", "labels", "last_seen", "mseq", "mts", "nodata",
+                 "nodata_after", "sensor", "stale", "values")
 
     def __init__(self, sid: str, domain: str, sensor: Sensor | None) -> None:
         self.id = sid
@@ -45,6 +45,7 @@ class SensorState:
         self.nodata: list[tuple[Rule, Lifecycle]] | None = None
         self.nodata_after = float("inf")  # the shortest staleness limit of its nodata rules
         self.stale = False  # a nodata alert is open for this sensor
+        self.due_at: float | None = None  # the key of its live entry on the staleness scan's agenda, if any
 
 
 def numeric_labels(sensor: Sensor | None) -> dict[str, float]:

@@ -603,6 +603,17 @@ class AlertStore:
             return None
         return Checkpoint(orjson.loads(row[0]), int(row[1]), float(row[2]))
 
+    def stored(self, transitions: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (alert id, seq) transitions the store already holds (a redelivered alert event)."""
+        out: set[tuple[str, int]] = set()
+        items = list(dict.fromkeys(transitions))
+        for i in range(0, len(items), 400):
+            chunk = items[i:i + 400]
+            where = " OR ".join(["(id = ? AND seq = ?)"] * len(chunk))
+            out.update((str(a), int(b)) for a, b in self._db.execute(
+                f"SELECT id, seq FROM alert_events WHERE {where}", [v for pair in chunk for v in pair]))
+        return out
+
     def deadletter_counts(self) -> dict[str, int]:
         return {r: n for r, n in self._db.execute("SELECT reason, count FROM deadletters ORDER BY reason")}
 

@@ -81,8 +81,30 @@ class _BufferedClient(mqtt.Client):
         # (up to a second) for new bytes on the socket before they are handled.
         while True:
             rc = super().loop_read(max_packets)
-            if rc or self._rpos >= len(self._rbuf) or self._rsock is not self._sock:
+            if rc or not self.has_buffered() or not self._keep_reading():
                 return rc
+
+    def has_buffered(self) -> bool:
+        """Bytes of this connection read from the socket and not handled yet (select() cannot see them)."""
+        return self._rpos < len(self._rbuf) and self._rsock is self._sock
+
+    def _keep_reading(self) -> bool:
+        """Whether to go on handling buffered packets now (a subclass with a bounded window says no when full)."""
+        return True
+
+
+def queue_pubacks(client: mqtt.Client, mids: list[int]) -> None:
+    """QoS 1 PUBACKs for ``mids``, in this order, as one packet write (paho 2.x's ``_packet_queue``; paho's
+    ``ack`` queues one packet, one wake-up byte and one lock round per message). Also valid for MQTT 5: a
+    PUBACK of remaining length 2 means reason "success" without properties."""
+    if not mids:
+        return
+    if not hasattr(client, "_packet_queue"):
+        for mid in mids:
+            client.ack(mid, 1)
+        return
+    pack = _PUBACK.pack
+    client._packet_queue(mqtt.PUBACK, b"".join([pack(mqtt.PUBACK, 2, mid) for mid in mids]), 0, 0)
 
 
 class MqttError(LifelineError):
@@ -241,10 +263,7 @@ class MqttSource:
         """Acknowledge, in receive order (MQTT requires PUBACKs in order): QoS 1 PUBACKs of the batch
         as one write (paho's ``ack`` queues one packet and one wake-up per message)."""
         if self._fast and all(m.qos == 1 for m in messages):
-            pack = _PUBACK.pack
-            data = b"".join([pack(mqtt.PUBACK, 2, m.mid) for m in messages])
-            if data:
-                self._client._packet_queue(mqtt.PUBACK, data, 0, 0)
+            queue_pubacks(self._client, [m.mid for m in messages])
             return
         ack = self._client.ack
         for m in messages:

@@ -103,3 +103,12 @@ SEED_ALERTS = (
     _alert(5, "gas.pressure.stuck", AlertKind.HEALTH, "BH-GAS-C1-P1", "BH", Level.BLUE, 0.4,
            "Pressure reading stuck at BH-GAS-C1-P1", "gas_company"),
 )
+
+
+def login(page: Page, base: str, user: str) -> None:
+    """Log in through the console's own login form (every seeded user's password is ``PASSWORD``)."""
+    page.goto(base + "/")
+    page.fill("input[name=user]", user)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#main-view:not([hidden])")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from playwright.sync_api import Page
 
 from lifeline import paths
 from lifeline.console.accounts import Accounts
@@ -27,7 +26,7 @@ from lifeline.registry import Registry, load_registry
 from lifeline.rules.loader import load_rules
 from lifeline.sinks.store import AlertStore
 from lifeline.testing_broker import Broker
-from tests.browser.helpers import PASSWORD, SCREENSHOTS, NewPage, shot
+from tests.browser.helpers import PASSWORD, SCREENSHOTS, NewPage, login, shot
 from tests.integration.conftest import mosquitto  # noqa: F401 - the fixture, shared with the integration tests
 from tests.integration.helpers import REPO, ThreadRunner, config
 
@@ -70,14 +69,6 @@ def live(mosquitto: Broker, tmp_path: Path) -> Iterator[Live]:  # noqa: F811 - t
         sim.terminate()
         sim.wait(timeout=10)
         runner.stop()
-
-
-def login(page: Page, base: str, user: str) -> None:
-    page.goto(base + "/")
-    page.fill("input[name=user]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#main-view:not([hidden])")
 
 
 # Each page notes when each board row first appears (the page's clock: the same machine's as the engine's).
@@ -197,9 +188,16 @@ def test_two_thousand_open_alerts_and_ten_thousand_sensors_stay_responsive(tmp_p
         page.fill("input[name=password]", PASSWORD)
         t0 = time.monotonic()
         page.click("#login-form button[type=submit]")
-        page.wait_for_function("() => document.querySelectorAll('#board tbody tr').length === 2000 && "
+        page.wait_for_function("() => document.querySelectorAll('#board tbody tr').length === 400 && "
+                               "document.querySelector('#board-more').textContent.includes('400 / 2000') && "
                                "document.querySelectorAll('#map circle.sensor').length === 10000", timeout=30_000)
         first = time.monotonic() - t0
+        assert page.inner_text("#counters").split() == ["红色", "Ⅰ级", "500", "橙色", "Ⅱ级", "500",
+                                                        "黄色", "Ⅲ级", "500", "蓝色", "Ⅳ级", "500"]
+        t2 = time.monotonic()
+        page.click("#board-more button")  # every one of the 2,000 rows
+        page.wait_for_function("() => document.querySelectorAll('#board tbody tr').length === 2000", timeout=30_000)
+        every = time.monotonic() - t2
         t1 = time.monotonic()
         page.select_option("#filters select[name=district]", "LY")
         page.wait_for_function("() => [...document.querySelectorAll('#board tbody tr')].length > 0 && "
@@ -209,7 +207,7 @@ def test_two_thousand_open_alerts_and_ten_thousand_sensors_stay_responsive(tmp_p
         shown: Any = page.evaluate("document.querySelectorAll('#board tbody tr').length")
     finally:
         server.stop()
-    print(f"\n2,000 open alerts, 10,000 sensors: first render {first:.2f} s, filter change {change:.2f} s "
-          f"({shown} rows after the filter)")
+    print(f"\n2,000 open alerts, 10,000 sensors: first render {first:.2f} s (the worst 400 rows), all 2,000 rows "
+          f"{every:.2f} s more, filter change {change:.2f} s ({shown} rows after the filter)")
     assert 0 < shown < 2000
-    assert first < 10.0 and change < 5.0, (first, change)
+    assert first < 10.0 and change < 5.0 and every < 5.0, (first, every, change)

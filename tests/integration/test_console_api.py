@@ -323,6 +323,17 @@ def test_lifeline_run_serves_the_console_and_a_new_alert_reaches_the_feed_within
     finally:
         pub.close()
         runner.stop()
+    # restarted, the chart still has the reading: the console fills its recent readings from the journal
+    runner = start_thread_runner(config(mosquitto.port, tmp_path, client_id="it-console",
+                                        console_addr=("127.0.0.1", 0)))
+    try:
+        assert runner.runner.console is not None
+        c = Client(f"http://127.0.0.1:{runner.runner.console.port}")
+        assert c.login("viewer") == 200
+        status, doc = c.call("GET", f"/api/alerts/{alert['id']}/readings?hours=1")
+        assert status == 200 and doc["series"]["ch4_lel"][-1][1] == 30.0, doc
+    finally:
+        runner.stop()
 
 
 def test_the_map_and_the_page_are_served(tmp_path: Path) -> None:

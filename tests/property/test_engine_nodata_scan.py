@@ -28,7 +28,8 @@ class _ScanAlways(Engine):
     def _advance(self, wm: float | None, out: list[AlertEvent]) -> None:
         if wm is not None and self._next_check is not None and wm >= self._next_check:
             for sid, st in self._sensors.items():
-                if st.last_seen is not None and not st.stale and self._nodata_of(st):
+                if st.last_seen is not None and any(lc.level is None for _, lc in self._nodata_of(st)):
+                    st.due_at = -math.inf
                     heapq.heappush(self._due, (-math.inf, sid))
         super()._advance(wm, out)
 

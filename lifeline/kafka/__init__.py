@@ -1,0 +1,1 @@
+"""lifeline on Kafka: the MQTT → Kafka bridge (``bridge.py``); see ``docs/kafka.md``."""
