@@ -5,10 +5,13 @@ does, for what these files use), Mosquitto configs, the dev certificates. Parsin
 from __future__ import annotations
 
 import copy
+import functools
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -116,6 +119,62 @@ def is_lifeline(service: dict[str, Any]) -> bool:
 def flag(argv: list[str], name: str) -> str | None:
     """The value after ``name`` in an argv, or None."""
     return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
+
+
+def origin(service: dict[str, Any], path: str) -> str:
+    """Where a path inside a service's container comes from: ``<mount source><rest>`` when it is at or under a
+    mount's target (the deepest), else ``image:<path>``."""
+    best = ("", "")
+    for src, target in mounts(service):
+        t = target.rstrip("/")
+        if (path == t or path.startswith(t + "/")) and len(t) > len(best[1]):
+            best = (src, t)
+    return f"{best[0]}{path[len(best[1]):]}" if best[1] else f"image:{path}"
+
+
+# ---- Kafka topics ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Topic:
+    partitions: int
+    replication: int
+    config: dict[str, str]
+
+
+def created_topics(script: str) -> dict[str, Topic]:
+    """The topics a shell script creates with ``kafka-topics.sh ... --create`` (kafka-init's command): name ->
+    partitions, replication factor, ``--config`` settings. Line continuations joined, comments left out."""
+    out: dict[str, Topic] = {}
+    for line in re.sub(r"\\\n", " ", script).splitlines():
+        argv = shlex.split(line, comments=True)
+        if "--create" not in argv:
+            continue
+        name = flag(argv, "--topic")
+        if name is None:
+            raise ValueError(f"kafka-topics --create without --topic: {line.strip()}")
+        configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+        out[name] = Topic(int(flag(argv, "--partitions") or 0), int(flag(argv, "--replication-factor") or 0),
+                          dict(c.split("=", 1) for c in configs))
+    return out
+
+
+# ---- the workers' Faust table on disk --------------------------------------------------------------------
+def rocksdb_table_file(store: str, datadir: str, app_id: str, table: str, partition: int) -> Path:
+    """The RocksDB database Faust opens for one partition of a table, for ``lifeline worker --store rocksdb://...
+    --data-dir ...``: faust.stores.rocksdb.Store.partition_path itself, run on what it reads (the app's tabledir,
+    and the store URL's path, or the table's name when the URL has none, as Store.__init__ sets it).
+    An absolute URL path wins over the tabledir, and the partition goes into its last part:
+    rocksdb:///data/worker gives /data/worker-<partition>.db, beside /data/worker, not in it."""
+    import faust
+    from faust.stores.rocksdb import Store
+    from yarl import URL
+
+    url = URL(store)
+    if not url.path:
+        url /= table
+    app = faust.App(app_id, store=store, datadir=datadir)
+    stub: Any = SimpleNamespace(path=app.conf.tabledir, basename=Path(url.path))
+    stub._path_with_suffix = functools.partial(Store._path_with_suffix, stub)
+    return Path(Store.partition_path(stub, partition))
 
 
 # ---- Mosquitto configs -----------------------------------------------------------------------------------

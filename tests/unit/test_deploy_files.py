@@ -2,12 +2,14 @@
 Docker cannot run here, so they must be right by construction. Each test lists every problem it finds.
 
 ``test_compose_lifeline_commands_parse`` runs every lifeline command line of the compose files through the real
-argparse parser: it fails while ``lifeline bridge``, ``worker`` or ``deliver`` do not exist yet.
+argparse parser; the tests after it read the parsed flags (defaults filled in) against the topics kafka-init makes,
+the files the services read, where Faust writes the workers' tables, and the healthchecks.
 The real Mosquitto runs the configs in tests/integration/test_deploy_mosquitto.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import io
@@ -37,16 +39,21 @@ from tests.deployfiles import (
     MOSQUITTO_COMPOSE,
     MOSQUITTO_PROD,
     MOSQUITTO_SHIPPED,
+    Topic,
     command,
     compose_files,
     conf_lines,
+    created_topics,
     dev_certs,
     flag,
     is_bind,
     is_lifeline,
     load_compose,
     make_dev_certs,
+    merge,
     mounts,
+    origin,
+    rocksdb_table_file,
 )
 
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
@@ -142,9 +149,13 @@ def _state_dirs(svc: dict[str, Any]) -> list[str]:
         return ["/var/lib/influxdb2", "/etc/influxdb2"]
     if image.startswith("grafana"):
         return ["/var/lib/grafana"]
-    store, db = flag(argv, "--store"), flag(argv, "--db")
-    if store and store.startswith("rocksdb://"):
-        return [store.removeprefix("rocksdb://")]
+    if argv[:1] == ["worker"]:
+        args = _args(svc)
+        if args.store.startswith("rocksdb://"):  # where Faust really writes the table (and its data directory)
+            return [str(rocksdb_table_file(args.store, args.data_dir, args.app_id, "engine", 0).parent),
+                    str(args.data_dir)]
+        return []
+    db = flag(argv, "--db")
     return [str(Path(db).parent)] if db else []
 
 
@@ -160,6 +171,8 @@ def test_compose_state_lives_in_named_volumes() -> None:
                 vol = next((v for t, v in named.items() if d == t or d.startswith(t.rstrip("/") + "/")), None)
                 if vol is None:
                     problems.append(f"{label}: services.{name}: its state in {d} is not on a named volume")
+                elif owners.get(vol) == name:
+                    continue
                 elif vol in owners:
                     problems.append(f"{label}: services.{name}: volume {vol!r} already holds {owners[vol]}'s state")
                 else:
@@ -185,9 +198,19 @@ def test_compose_secrets_come_from_the_env_file() -> None:
 
 
 # ---- lifeline command lines ------------------------------------------------------------------------------
+def _args(svc: dict[str, Any]) -> argparse.Namespace:
+    """A lifeline service's command line as the real parser reads it (defaults filled in)."""
+    return build_parser().parse_args(command(svc))
+
+
+def _running(doc: dict[str, Any], *subcommands: str) -> dict[str, argparse.Namespace]:
+    """The lifeline services running one of ``subcommands``, each with its parsed command line."""
+    return {n: _args(s) for n, s in doc["services"].items() if is_lifeline(s) and command(s)[:1] in
+            [[c] for c in subcommands]}
+
+
 def test_compose_lifeline_commands_parse() -> None:
-    """Every lifeline command line in the compose files parses with the real parser (lifeline.cli.build_parser).
-    Fails, never skips, while `lifeline bridge`, `worker` or `deliver` are missing."""
+    """Every lifeline command line in the compose files parses with the real parser (lifeline.cli.build_parser)."""
     problems = []
     for label, doc in FILES.items():
         for name, svc in doc["services"].items():
@@ -294,18 +317,190 @@ def test_compose_kafka_is_a_coherent_kraft_node() -> None:
         for addr in sorted(set(re.findall(r"(?:--kafka|--bootstrap-server)[ =]+([\w.-]+:\d+)", line))):
             if addr not in reachable:
                 problems.append(f"services.{svc_name}: Kafka at {addr}, which is not an advertised listener")
-    init = " ".join(command(doc["services"]["kafka-init"]))
-    for topic in ("readings", "alerts"):
-        made = re.search(rf"--topic {topic} .*?--partitions (\d+) --replication-factor (\d+)", init, re.S)
-        if made is None:
-            problems.append(f"kafka-init: does not create topic {topic!r} with partitions and replication factor")
-        elif made[2] != "1":
-            problems.append(f"kafka-init: topic {topic!r}: replication factor {made[2]} on one node")
-    readings = re.search(r"--topic readings .*?--partitions (\d+)", init, re.S)
+    topics = _topics(doc)
+    problems += [f"kafka-init: topic {t!r}: replication factor {spec.replication} on one node"
+                 for t, spec in topics.items() if spec.replication != 1]
+    problems += [f"kafka-init: topic {t!r}: {spec.partitions} partitions" for t, spec in topics.items()
+                 if spec.partitions < 1]
+    readings = topics.get("readings")
     workers = [n for n, s in doc["services"].items() if command(s)[:1] == ["worker"] and "profiles" not in s]
-    if readings and len(workers) > int(readings[1]):
-        problems.append(f"{len(workers)} workers for {readings[1]} partitions of readings: some would stay idle")
+    if readings and len(workers) > readings.partitions:
+        problems.append(f"{len(workers)} workers for {readings.partitions} partitions of readings: some would stay "
+                        "idle")
     _fail_on(problems, f"Kafka (services.{name})")
+
+
+def _topics(doc: dict[str, Any]) -> dict[str, Topic]:
+    init = [s for s in doc["services"].values() if "kafka-topics.sh" in " ".join(command(s))]
+    assert len(init) == 1, "expected one service that creates the topics (kafka-init)"
+    return created_topics("\n".join(command(init[0])))
+
+
+def test_created_topics_reads_a_topic_init_script() -> None:
+    """The kafka-init parser itself: continuation lines, several --config, comments, other commands left out."""
+    script = ("t=/opt/kafka/bin/kafka-topics.sh  # --create --topic nope\n"
+              "$$t --bootstrap-server k:9092 --create --if-not-exists --topic a \\\n"
+              "  --partitions 6 --replication-factor 1 --config cleanup.policy=compact --config x=1=2\n"
+              "$$t --bootstrap-server k:9092 --describe --topic a\n")
+    assert created_topics(script) == {"a": Topic(6, 1, {"cleanup.policy": "compact", "x": "1=2"})}
+
+
+def _need(topics: dict[str, Topic], problems: list[str], where: str, flag_name: str, topic: str) -> Topic | None:
+    """The topic a flag names, as kafka-init creates it; a problem if it does not."""
+    if topic not in topics:
+        problems.append(f"{where}: {flag_name} {topic}: kafka-init does not create it (made: {sorted(topics)})")
+    return topics.get(topic)
+
+
+def test_compose_topics_are_made_for_what_the_commands_read_and_write() -> None:
+    """kafka-init creates every topic the bridge, the workers and deliver name (their flags or their defaults);
+    each worker's --partitions is the partition count of its readings topic, and the engine table's changelog
+    `<app-id>-engine-changelog` (the workers declare no topic) has as many partitions and is compacted."""
+    problems: list[str] = []
+    for label, doc in FILES.items():
+        topics = _topics(doc)
+        for name, args in _running(doc, "bridge").items():
+            _need(topics, problems, f"{label}: services.{name}", "--topic", args.topic)
+            _need(topics, problems, f"{label}: services.{name}", "--deadletter-topic", args.deadletter_topic)
+        for name, args in _running(doc, "deliver").items():
+            _need(topics, problems, f"{label}: services.{name}", "--alerts-topic", args.alerts_topic)
+        for name, args in _running(doc, "worker").items():
+            where = f"{label}: services.{name}"
+            readings = _need(topics, problems, where, "--topic", args.topic)
+            _need(topics, problems, where, "--alerts-topic", args.alerts_topic)
+            _need(topics, problems, where, "--deadletter-topic", args.deadletter_topic)
+            changelog = _need(topics, problems, where, "the engine table's changelog",
+                              f"{args.app_id}-engine-changelog")
+            if readings and args.partitions != readings.partitions:
+                problems.append(f"{where}: --partitions {args.partitions}, but {args.topic} has "
+                                f"{readings.partitions}")
+            if changelog and changelog.partitions != args.partitions:
+                problems.append(f"{where}: {args.app_id}-engine-changelog has {changelog.partitions} partitions, "
+                                f"--partitions is {args.partitions}")
+            if changelog and changelog.config.get("cleanup.policy") != "compact":
+                problems.append(f"{where}: {args.app_id}-engine-changelog: cleanup.policy "
+                                f"{changelog.config.get('cleanup.policy')!r}, expected 'compact'")
+    _fail_on(problems, "topics")
+
+
+def _city(svc: dict[str, Any], args: argparse.Namespace) -> tuple[object, ...]:
+    """Which rule packs, register and districts a lifeline service reads: where each path comes from (a mount's
+    source or the image), None for a default."""
+    return (None if args.rules is None else tuple(origin(svc, str(r)) for r in args.rules),
+            None if args.registry is None else origin(svc, str(args.registry)),
+            None if args.districts is None else origin(svc, str(args.districts)))
+
+
+def test_compose_bridge_and_workers_read_the_same_city() -> None:
+    """The bridge partitions by shard, computed from --rules/--registry/--districts: it is given the very files
+    the workers judge with (same paths from the same mounts or the image), and deliver too (the console's
+    rule details); no --no-shard."""
+    problems = []
+    for label, doc in FILES.items():
+        cities = {name: _city(doc["services"][name], args)
+                  for name, args in _running(doc, "bridge", "worker", "deliver").items()}
+        bridges = _running(doc, "bridge")
+        if not bridges or not _running(doc, "worker"):
+            problems.append(f"{label}: expected a bridge and workers (got {sorted(cities)})")
+            continue
+        problems += [f"{label}: services.{n}: --no-shard (neighbourhood rules would see their groups split over "
+                     "workers)" for n, a in bridges.items() if a.no_shard]
+        first = next(iter(bridges))
+        problems += [f"{label}: services.{n} reads {c}, services.{first} reads {cities[first]}"
+                     for n, c in cities.items() if c != cities[first]]
+        problems += [f"{label}: services.{n}: --rules/--registry/--districts left to their defaults"
+                     for n, c in cities.items() if None in c]
+    _fail_on(problems, "the city's files")
+
+
+def test_origin_follows_the_deepest_mount() -> None:
+    svc = {"volumes": ["./city:/etc/lifeline:ro", "/srv/rules:/etc/lifeline/rules:ro", "data:/data"]}
+    assert [origin(svc, p) for p in ("/etc/lifeline/rules/a.yaml", "/etc/lifeline/sensors.csv", "/etc/lifelines",
+                                     "/data")] == ["/srv/rules/a.yaml", "./city/sensors.csv", "image:/etc/lifelines",
+                                                   "data"]
+
+
+def test_readme_city_override_mounts_the_same_files_everywhere() -> None:
+    """deploy/README.md's "Your city" override, merged over each compose configuration: every lifeline service
+    reads the city's files from the same mounts, and the workers keep their own volumes."""
+    text = (DEPLOY / "README.md").read_text()
+    block = re.search(r"\*\*Your city\.\*\*.*?```yaml\n(.*?)```", text, re.S)
+    assert block, "deploy/README.md: no yaml block under **Your city.**"
+    override = yaml.safe_load(block[1])
+    problems = []
+    for label, doc in FILES.items():
+        merged = merge(doc, override)
+        cities = {n: _city(merged["services"][n], a) for n, a in _running(merged, "bridge", "worker", "deliver")
+                  .items()}
+        if set(override["services"]) != set(cities):
+            problems.append(f"{label}: the override names {sorted(override['services'])}, the lifeline services "
+                            f"are {sorted(cities)}")
+        problems += [f"{label}: services.{n}: reads {c} from the image" for n, c in cities.items()
+                     if "image:" in repr(c)]
+        problems += [f"{label}: services.{n} reads {c}, unlike the others" for n, c in cities.items()
+                     if c != next(iter(cities.values()))]
+        for n in _running(merged, "worker"):
+            lost = set(mounts(doc["services"][n])) - set(mounts(merged["services"][n]))
+            problems += [f"{label}: services.{n}: the override drops its mount {m}" for m in sorted(lost)]
+    _fail_on(problems, "README city override")
+
+
+def test_compose_worker_table_files_are_on_its_volume() -> None:
+    """Every worker with a RocksDB store: the files Faust opens for each partition of the engine table are on a
+    named volume of that worker's own (not beside it: rocksdb:///data/worker would write /data/worker-<n>.db)."""
+    problems = []
+    for label, doc in FILES.items():
+        for name, args in _running(doc, "worker").items():
+            if not args.store.startswith("rocksdb://"):
+                continue
+            svc = doc["services"][name]
+            named = [t.rstrip("/") + "/" for s, t in mounts(svc) if s and not is_bind(s)]
+            for p in range(args.partitions):
+                f = str(rocksdb_table_file(args.store, args.data_dir, args.app_id, "engine", p))
+                if not any(f.startswith(t) for t in named):
+                    problems.append(f"{label}: services.{name}: --store {args.store} --data-dir {args.data_dir}: "
+                                    f"Faust writes partition {p} to {f}, on none of its named volumes {named}")
+                    break
+    _fail_on(problems, "worker tables")
+
+
+def test_rocksdb_table_file_is_where_faust_puts_it() -> None:
+    """The helper against Faust's own RocksDB store (where rocksdict is installed, as in the image)."""
+    pytest.importorskip("rocksdict")
+    import faust
+
+    for store in ("rocksdb:///data/worker", "rocksdb:///data/worker/engine", "rocksdb://"):
+        app = faust.App("lifeline", store=store, datadir="/data/worker")
+        table = app.Table("engine", partitions=12)
+        assert Path(table._new_store().partition_path(5)) == rocksdb_table_file(store, "/data/worker", "lifeline",
+                                                                                 "engine", 5)
+    assert rocksdb_table_file("rocksdb:///data/worker", "/x", "lifeline", "engine", 5) == Path("/data/worker-5.db")
+
+
+def test_compose_lifeline_healthchecks_ask_the_port_the_command_opens() -> None:
+    """A worker's healthcheck connects to its --web-port on 127.0.0.1 (Faust binds nowhere else); deliver's asks
+    the console's port; the bridge's looks for its connections to the --broker and --kafka ports."""
+    problems = []
+    for label, doc in FILES.items():
+        for name, svc in doc["services"].items():
+            if not is_lifeline(svc):
+                continue
+            args, test = _args(svc), [str(t) for t in svc.get("healthcheck", {}).get("test", [])]
+            script = next((i for i, t in enumerate(test) if t.endswith("healthcheck.py")), None)
+            check = test[script + 1:] if script is not None else []
+            where = f"{label}: services.{name}: healthcheck {check}"
+            if args.command == "worker":
+                if args.web_port is None or check != ["listening", f"127.0.0.1:{args.web_port}"]:
+                    problems.append(f"{where}: expected listening 127.0.0.1:<--web-port {args.web_port}>")
+            elif args.command == "deliver":
+                port = (args.console or "").rpartition(":")[2]
+                if not port or check != ["http", f"http://127.0.0.1:{port}/api/health"]:
+                    problems.append(f"{where}: expected http http://127.0.0.1:<--console port>/api/health")
+            elif args.command == "bridge":
+                want = [args.broker.rpartition(":")[2], *(a.rpartition(":")[2] for a in args.kafka.split(","))]
+                if check[:1] != ["connected"] or sorted(set(check[1:])) != sorted(set(want)):
+                    problems.append(f"{where}: expected connected {' '.join(want)}")
+    _fail_on(problems, "lifeline healthchecks")
 
 
 # ---- Mosquitto -------------------------------------------------------------------------------------------
@@ -540,6 +735,21 @@ def test_dockerfile_pins_its_base_copies_what_exists_and_ends_unprivileged() -> 
     entry = [ln for ln in lines if ln[0] == "ENTRYPOINT"]
     if not entry or " ".join(entry[-1][1:]) != '["lifeline"]':
         problems.append(f'ENTRYPOINT: expected ["lifeline"] (got {entry})')
+    _fail_on(problems, DOCKERFILE.name)
+
+
+def test_dockerfile_installs_what_the_compose_commands_need() -> None:
+    """The image gets the kafka extra (bridge, worker, deliver), and Faust's RocksDB driver when a compose worker
+    keeps its table in RocksDB (faust-streaming[rocksdict]; without it the worker fails at start)."""
+    installs = " ".join(" ".join(ln) for ln in _dockerfile_instructions() if ln[0] == "RUN" and "install" in ln)
+    problems = []
+    if '".[kafka]"' not in installs and "'.[kafka]'" not in installs:
+        problems.append("no pip install of the kafka extra (\".[kafka]\")")
+    rocks = [f"{label}: services.{n}" for label, doc in FILES.items()
+             for n, a in _running(doc, "worker").items() if a.store.startswith("rocksdb://")]
+    if rocks and "faust-streaming[rocksdict]" not in installs:
+        problems.append(f"{rocks[0]} keeps its table in RocksDB, but the image does not install "
+                        "faust-streaming[rocksdict]")
     _fail_on(problems, DOCKERFILE.name)
 
 
