@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 READING = "lifeline_reading"
 ALERT = "lifeline_alert"
+#: the names dashboards may query (deploy/grafana/dashboards/ is checked against them); a reading's fields are
+#: its metrics, named by the sensor register, so they are not listed here
+READING_TAGS = ("sensor", "domain", "district")
+ALERT_TAGS = ("rule", "sensor", "subject", "domain", "district", "level", "kind", "event", "state")
+ALERT_FIELDS = ("value", "seq", "level_num", "alert")
 
 
 # ---- line protocol ------------------------------------------------------------------------------

@@ -9,7 +9,17 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
 from lifeline.model import AlertEvent, AlertKind, AlertState, EventKind, Level, Reading
-from lifeline.sinks.influxdb import ALERT, READING, InfluxDBSettings, alert_lines, line, reading_lines
+from lifeline.sinks.influxdb import (
+    ALERT,
+    ALERT_FIELDS,
+    ALERT_TAGS,
+    READING,
+    READING_TAGS,
+    InfluxDBSettings,
+    alert_lines,
+    line,
+    reading_lines,
+)
 
 T = 1784044800.0
 
@@ -51,6 +61,24 @@ def test_alert_point_carries_level_rule_and_id() -> None:
     assert lp == (f'{ALERT},district=LY,domain=gas,event=escalated,kind=safety,level=red,rule=gas.methane.high,'
                   f'sensor=S1,state=firing,subject=S1 alert="abc123",level_num=4i,seq=2i,value=52.0 '
                   f'{int(T * 1000) + 30500}')
+
+
+def _keys(lp: str) -> tuple[str, set[str], set[str]]:
+    """(measurement, tag keys, field keys) of one line without escaped characters."""
+    series, fields, _ = lp.split(" ")
+    measurement, *tags = series.split(",")
+    return measurement, {t.split("=")[0] for t in tags}, {f.split("=")[0] for f in fields.split(",")}
+
+
+def test_declared_names_are_the_ones_written() -> None:
+    """READING_TAGS, ALERT_TAGS and ALERT_FIELDS (what the Grafana dashboards may query) are exactly what is written."""
+    (rl,) = reading_lines([Reading("S1", "water", "flow_m3h", T, 40.0)], lambda s: "LY")
+    assert _keys(rl) == (READING, set(READING_TAGS), {"flow_m3h"})
+    e = AlertEvent(id="a1", seq=1, rule="gas.methane.high", kind=AlertKind.SAFETY, subject="S1", sensor="S1",
+                   domain="gas", district="LY", level=Level.RED, state=AlertState.FIRING, event=EventKind.FIRED,
+                   started=T, ts=T, value=52.0, message="m")
+    (al,) = alert_lines([e])
+    assert _keys(al) == (ALERT, set(ALERT_TAGS), set(ALERT_FIELDS))
 
 
 def test_settings_problems_are_named() -> None:
