@@ -16,7 +16,8 @@ same input. docs/kafka.md has the topic layout and the sizing rule.
 
 example:
   lifeline worker --kafka kafka:9092 --rules /etc/lifeline/rules --registry /etc/lifeline/sensors.csv \\
-                  --districts /etc/lifeline/districts.geojson --partitions 12 --store rocksdb:///data/worker
+                  --districts /etc/lifeline/districts.geojson --partitions 12 \\
+                  --store rocksdb:///data/worker/engine --data-dir /data/worker
 """
 
 from __future__ import annotations

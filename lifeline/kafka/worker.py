@@ -23,10 +23,13 @@ partition gives exactly the alerts of one engine over the whole input: those of 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -261,13 +264,14 @@ class Worker:
             return
         old = pe.generation
         chunks, manifest = pe.checkpoint(self.fingerprint, int(time.time() * 1000))
-        for k, v in chunks:
-            self.table[k] = v
-        self.table[ckpt.manifest_key(p)] = manifest.to_bytes()
-        i = 0
-        while (key := ckpt.chunk_key(p, old, i)) in self.table:  # the previous generation's chunks
-            del self.table[key]
-            i += 1
+        with _in_partition(p, self.s.readings_topic):
+            for k, v in chunks:
+                self.table[k] = v
+            self.table[ckpt.manifest_key(p)] = manifest.to_bytes()
+            i = 0
+            while (key := ckpt.chunk_key(p, old, i)) in self.table:  # the previous generation's chunks
+                del self.table[key]
+                i += 1
         if pe.engine.watermark is not None:
             k, v = watermark_record(p, pe.engine.watermark)
             self.alerts.send_soon(key=k, value=v)
@@ -324,6 +328,28 @@ class Worker:
         worker: Any = FaustWorker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
         worker.execute_from_commandline()  # returns only through SystemExit
         return 0
+
+
+@contextlib.contextmanager
+def _in_partition(partition: int, topic: str) -> Iterator[None]:
+    """Table writes as if processing a record of ``partition``: Faust's RocksDB store picks its database by the
+    current event's partition, and a checkpoint is also written from a timer and at revocation, outside any
+    event (the changelog partition comes from the key: ``CheckpointTable``)."""
+    from faust.streams import _current_event
+
+    stand_in = _StandIn(partition, topic)
+    token = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class _StandIn:
+    """The part of a Faust event the table and its stores read: ``message.partition`` and ``message.topic``."""
+
+    def __init__(self, partition: int, topic: str) -> None:
+        self.message = SimpleNamespace(partition=partition, topic=topic)
 
 
 def _assignor_class(grace_s: float) -> type:

@@ -144,8 +144,11 @@ class Stack:
 
     def start_worker(self) -> Proc:
         i = len(self.workers)
+        data = self.tmp / f"worker{i}"
+        # the first keeps its table in memory (as in tests), the second in RocksDB (as in production)
+        store = "memory://" if i == 0 else f"rocksdb://{data}/engine"
         w = Proc(self.tmp, f"worker{i}", "worker", "--kafka", self.kafka.bootstrap, "--partitions", str(PARTITIONS),
-                 "--data-dir", str(self.tmp / f"worker{i}"), "--session-timeout", "6s", "--rebalance-timeout", "8s",
+                 "--data-dir", str(data), "--store", store, "--session-timeout", "6s", "--rebalance-timeout", "8s",
                  "--checkpoint-every", "1s", "--status-every", "1s", "--sync-grace", "1s")
         self.workers.append(w)
         return w
@@ -269,6 +272,7 @@ def test_a_worker_killed_mid_stream_loses_no_alert_and_doubles_none(stack: Stack
     per_alert = Counter(i for i, _ in stored)
     assert per_alert == Counter(i for i, _ in expected)  # counted per alert id
     assert _owned(second) == set(range(PARTITIONS)), second.text()[-3000:]  # it took the dead one's over
+    assert list((stack.tmp / "worker1").glob("engine-*.db")), "the survivor's RocksDB table files"
     topic = _topic_counts(stack.kafka, len(expected))
     assert set(topic) == set(expected)
     resent = sum(n - 1 for n in topic.values())
