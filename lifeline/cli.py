@@ -30,9 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """``lifeline simulate`` passes everything after it to the simulators, options included (argparse's own
+    REMAINDER refuses a first remaining argument that looks like an option: ``--scenario demo``)."""
+    args = list(argv)
+    for i, word in enumerate(args):
+        if word == "simulate" and args[i + 1:i + 2] not in (["-h"], ["--help"]):  # its own --help stays lifeline's
+            ns = parser.parse_args(args[:i + 1])
+            ns.sim_args = args[i + 1:]
+            return ns
+        if not word.startswith("-") and (i == 0 or args[i - 1] != "--log-level"):
+            break  # another command
+    return parser.parse_args(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):

@@ -79,3 +79,15 @@ def test_cli_run_refuses_a_retry_cap_below_the_first_retry(capsys: pytest.Captur
     """``--notify-retry-max`` below the dispatcher's first 2-s wait is refused before anything starts."""
     assert main(["run", "--notify-retry-max", "1s"]) == 1
     assert "--notify-retry-max: must be at least the first retry's 2 s (got '1s')" in capsys.readouterr().err
+
+
+def test_simulate_passes_every_argument_to_the_simulators() -> None:
+    """`lifeline simulate --scenario demo ...` as the docs write it (argparse alone refused the first option)."""
+    from lifeline.cli import build_parser, parse
+
+    parser = build_parser()
+    ns = parse(parser, ["simulate", "--scenario", "demo", "--mqtt", "127.0.0.1:1883"])
+    assert ns.command == "simulate" and ns.sim_args == ["--scenario", "demo", "--mqtt", "127.0.0.1:1883"]
+    ns = parse(parser, ["--log-level", "INFO", "simulate", "--", "--help"])
+    assert ns.log_level == "INFO" and ns.sim_args == ["--", "--help"]
+    assert parse(parser, ["backtest", "--input", "x.jsonl"]).command == "backtest"
