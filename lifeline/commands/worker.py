@@ -54,7 +54,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--data-dir", default="var/worker", help="Faust's data directory (default: %(default)s)")
     p.add_argument("--checkpoint-every", default="2s", metavar="DURATION",
                    help="engine checkpoint interval; records are acknowledged at checkpoints (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=1000, help="records per engine call at most (default: %(default)s)")
     p.add_argument("--web-port", type=int, default=None,
                    help="Faust's web server on 127.0.0.1:PORT (health; default: off)")
     p.add_argument("--session-timeout", default="60s", metavar="DURATION",
@@ -87,7 +86,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         bootstrap=args.kafka, partitions=args.partitions, app_id=args.app_id, readings_topic=args.topic,
         alerts_topic=args.alerts_topic, deadletter_topic=args.deadletter_topic, prefix=args.prefix,
         store=args.store, datadir=args.data_dir,
-        checkpoint_every_s=_seconds("--checkpoint-every", args.checkpoint_every), batch=args.batch,
+        checkpoint_every_s=_seconds("--checkpoint-every", args.checkpoint_every),
         web_port=args.web_port, session_timeout_s=_seconds("--session-timeout", args.session_timeout),
         heartbeat_s=max(0.5, _seconds("--session-timeout", args.session_timeout) / 10),
         rebalance_timeout_s=_seconds("--rebalance-timeout", args.rebalance_timeout),

@@ -143,8 +143,6 @@ class WorkerSettings:
     prefix: str = DEFAULT_PREFIX
     store: str = "memory://"
     checkpoint_every_s: float = 2.0
-    batch: int = 1000
-    within_s: float = 0.05
     web_port: int | None = None
     session_timeout_s: float = 60.0
     heartbeat_s: float = 3.0
