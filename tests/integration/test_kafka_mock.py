@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections import Counter
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka import Producer
@@ -11,6 +14,15 @@ from confluent_kafka import Producer
 from lifeline.testing_kafka import MockKafka, read_topic
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: the browser tests' Playwright keeps an event loop running in the
+    main thread for the whole session, and asyncio.run refuses to start beside it."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def produce(bootstrap: str, topic: str, n: int) -> None:
@@ -44,7 +56,7 @@ def test_kafka_mock_topic_with_n_partitions_read_by_an_aiokafka_group(kafka: Moc
     its key and header, each key on one partition, and commits offsets the group resumes from."""
     kafka.create_topic("readings", 6)
     produce(kafka.bootstrap, "readings", 600)
-    got = asyncio.run(consume_group(kafka.bootstrap, "readings", 600, "workers"))
+    got = run_async(consume_group(kafka.bootstrap, "readings", 600, "workers"))
     assert len(got) == 600 and {p for p, _, _ in got} == set(range(6))
     by_key: dict[bytes, set[int]] = {}
     for p, key, _ in got:
@@ -52,7 +64,7 @@ def test_kafka_mock_topic_with_n_partitions_read_by_an_aiokafka_group(kafka: Moc
     assert all(len(ps) == 1 for ps in by_key.values())
     assert {h for _, _, h in got} == {b"lifeline/readings/gas/S-%d" % i for i in range(60)}
     produce(kafka.bootstrap, "readings", 10)
-    assert len(asyncio.run(consume_group(kafka.bootstrap, "readings", 10, "workers"))) == 10  # resumed
+    assert len(run_async(consume_group(kafka.bootstrap, "readings", 10, "workers"))) == 10  # resumed
 
 
 def test_kafka_mock_auto_created_topic_has_four_partitions(kafka: MockKafka) -> None:
