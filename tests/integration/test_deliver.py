@@ -17,7 +17,9 @@ from lifeline.model import AlertEvent, AlertKind, AlertState, EventKind, Level
 from lifeline.sinks.store import AlertStore
 from lifeline.testing import registry_of, sensors
 from lifeline.testing_kafka import MockKafka
+from lifeline.testing_tsdb import VictoriaMetrics
 from tests.integration.helpers import city, wait_for
+from tests.integration.test_influxdb_sink import _alert_samples, _settings, vm  # noqa: F401 - vm: the fixture
 
 T0 = 1_764_403_200.0
 
@@ -49,8 +51,8 @@ def drain(d: Deliverer, records: int, timeout: float = 30.0) -> None:
         quiet = quiet + 1 if d.step() == 0 else 0
 
 
-def test_redelivered_events_are_stored_and_notified_once_and_bad_records_are_counted(kafka: MockKafka,
-                                                                                     tmp_path: Path) -> None:
+def test_redelivered_events_are_stored_and_notified_once_and_bad_records_are_counted(
+        kafka: MockKafka, vm: VictoriaMetrics, tmp_path: Path) -> None:  # noqa: F811 - the imported fixture
     notes = tmp_path / "notes.jsonl"
     routes = tmp_path / "routes.yaml"
     routes.write_text(f"receivers:\n  - {{name: duty, log: {{path: {notes}}}}}\nroute:\n  receiver: duty\n")
@@ -62,7 +64,8 @@ def test_redelivered_events_are_stored_and_notified_once_and_bad_records_are_cou
     db = tmp_path / "lifeline.db"
     # the mock completes a rebalance only when its timeout runs out (DESIGN §4): short ones for the restart
     settings = DeliverSettings(bootstrap=kafka.bootstrap, db_path=str(db), poll_s=0.3,
-                               kafka_config={"session.timeout.ms": "6000", "max.poll.interval.ms": "8000"})
+                               kafka_config={"session.timeout.ms": "6000", "max.poll.interval.ms": "8000"},
+                               influxdb=_settings(vm.url, tmp_path / "spool"))
     d = Deliverer(settings, rules, registry_of(sensors("gas", 10)), load_routing(routes))
     d.start()
     try:
@@ -71,6 +74,10 @@ def test_redelivered_events_are_stored_and_notified_once_and_bad_records_are_cou
         assert d.counts["dead.bad_alert_record"] == 1 and d.watermark == T0 + 100
     finally:
         d.close()
+    # and into the time-series store, each transition once (VictoriaMetrics, as InfluxDB's line protocol)
+    wait_for(lambda: len(_alert_samples(vm, T0, T0 + 20)) >= 10, 20, "10 alert points in the time-series store")
+    assert sorted(_alert_samples(vm, T0, T0 + 20)) == sorted((f"gas-{n:04d}", int((T0 + n + 1) * 1000))
+                                                             for n in range(10))
     with AlertStore(db) as store:
         assert len(store.stored([(e.id, e.seq) for e in first])) == 10
         assert store.deadletter_counts() == {"bad_alert_record": 1}
