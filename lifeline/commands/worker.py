@@ -61,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--rebalance-timeout", default="60s", metavar="DURATION",
                    help="how long a rebalance may take (default: %(default)s)")
     p.add_argument("--status-every", default="10s", metavar="DURATION", help="status line (default: %(default)s)")
+    p.add_argument("--stop-timeout", default="30s", metavar="DURATION",
+                   help="after SIGTERM, how long a clean stop may take before the worker exits anyway (code 1; "
+                        "nothing is lost: records are acknowledged at checkpoints; default: %(default)s)")
     p.add_argument("--sync-grace", default="0s", metavar="DURATION",
                    help="the group leader waits this long before sending the assignment: only for librdkafka's "
                         "mock cluster, which refuses a member's late SyncGroup (default: %(default)s)")
@@ -91,7 +94,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         heartbeat_s=max(0.5, _seconds("--session-timeout", args.session_timeout) / 10),
         rebalance_timeout_s=_seconds("--rebalance-timeout", args.rebalance_timeout),
         status_every_s=_seconds("--status-every", args.status_every),
-        sync_grace_s=_seconds("--sync-grace", args.sync_grace))
+        sync_grace_s=_seconds("--sync-grace", args.sync_grace),
+        stop_timeout_s=_seconds("--stop-timeout", args.stop_timeout))
     problems = settings.problems()
     if problems:
         raise ConfigError("; ".join(problems))

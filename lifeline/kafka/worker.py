@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -153,6 +155,9 @@ class WorkerSettings:
     # answers a member's SyncGroup that comes after the leader's with INVALID_REQUEST, and aiokafka then never
     # joins (measured here; Kafka itself answers it with the member's assignment). 0 with a real Kafka.
     sync_grace_s: float = 0.0
+    # After SIGTERM, how long a clean stop may take: with Kafka gone, aiokafka's fetcher never finishes stopping;
+    # the worker then exits anyway (code 1). Nothing is lost: records are acknowledged only at checkpoints.
+    stop_timeout_s: float = 30.0
 
     def problems(self) -> list[str]:
         out = []
@@ -199,6 +204,8 @@ class Worker:
         app.timer(interval=min(1.0, s.checkpoint_every_s))(self._on_timer)
         signal: Any = app.on_partitions_revoked
         signal.connect(self._on_revoked)
+        stopping: Any = app.on_before_shutdown
+        stopping.connect(self._on_stopping)
 
     # ---- the agent ------------------------------------------------------------------------
     async def _agent(self, stream: Any) -> None:
@@ -311,6 +318,19 @@ class Worker:
                           for p in self._assigned()) or "none"
         log.warning("worker: %d records, %d alert events, %d dead letters, %d skipped (replayed), %d checkpoints; "
                     "partitions %s", c["records"], c["alerts"], c["dead"], c["skipped"], c["checkpoints"], owned)
+
+    def _on_stopping(self, sender: Any = None, **_: Any) -> None:
+        """The app begins to stop: if it has not exited within ``stop_timeout_s``, exit anyway."""
+        limit = self.s.stop_timeout_s
+
+        def watchdog() -> None:
+            time.sleep(limit)
+            log.error("worker: could not stop cleanly within %g s (is Kafka reachable?); exiting. Nothing is lost: "
+                      "the partitions' next owners start from their last checkpoints", limit)
+            logging.shutdown()
+            os._exit(1)
+
+        threading.Thread(target=watchdog, name="stop-watchdog", daemon=True).start()
 
     def _assigned(self) -> list[int]:
         """The readings partitions this worker owns now (an engine is made at a partition's first record)."""

@@ -281,3 +281,30 @@ def test_a_worker_killed_mid_stream_loses_no_alert_and_doubles_none(stack: Stack
     print(f"\nkilled after {killed_at - before} records of the last third; {len(expected)} transitions of "
           f"{len(per_alert)} alerts; {resent} events re-sent after the takeover (deliver dropped them); "
           f"{sum(keys.values())} notifications, each once")
+
+
+def test_a_worker_stops_on_sigterm_even_when_kafka_is_gone(tmp_path: Path) -> None:
+    """With Kafka up, SIGTERM stops a worker cleanly (exit 0); with Kafka gone, aiokafka never finishes stopping,
+    and the worker exits anyway after --stop-timeout (exit 1, saying why) instead of hanging."""
+    for kafka_gone in (False, True):
+        gen = mock_kafka([(t, 2) for t in ("readings", "alerts", "deadletter", "lifeline-engine-changelog")])
+        cluster = next(gen)
+        w = Proc(tmp_path, f"stopper{int(kafka_gone)}", "worker", "--kafka", cluster.bootstrap, "--partitions", "2",
+                 "--data-dir", str(tmp_path / "stopper"), "--session-timeout", "6s", "--rebalance-timeout", "8s",
+                 "--status-every", "1s", "--stop-timeout", "5s")
+        try:
+            wait_for(lambda w=w: _owned(w) == {0, 1} or not w.alive(), 60, "the worker to own its partitions")
+            if kafka_gone:
+                gen.close()  # the mock cluster ends
+            t0 = time.monotonic()
+            w.proc.send_signal(signal.SIGTERM)
+            w.proc.wait(30)
+            took = time.monotonic() - t0
+            if kafka_gone:
+                assert w.proc.returncode == 1 and 4.5 < took < 20, (w.proc.returncode, took)
+                assert "could not stop cleanly within 5 s" in w.text()
+            else:
+                assert w.proc.returncode == 0 and took < 10, (w.proc.returncode, took, w.text()[-2000:])
+        finally:
+            w.stop(signal.SIGKILL)
+            gen.close()
