@@ -106,6 +106,15 @@ class Policy:
             self._event(e, created, out)
         return out
 
+    def decide(self, events: Sequence[AlertEvent], created: float, clock: float | None) -> Decisions:
+        """A batch's decisions, then what the engine's clock (``clock``, when it has one) releases."""
+        out = self.process(events, created)
+        if clock is not None:
+            later = self.advance(clock, created)
+            out.notifications.extend(later.notifications)
+            out.marks.update(later.marks)
+        return out
+
     def advance(self, t: float, created: float) -> Decisions:
         """The engine's clock reached ``t``: release what waited until then (held "resolved"s, flapping that
         ended). Releases carry the same keys whenever they happen, so calling this more or less often

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from lifeline.commands.bridge import parse_kafka_config
-from lifeline.commands.run import _duration, _influxdb, _retry_max, parse_address
+from lifeline.commands.run import _duration, _influxdb, _retry_max, add_influxdb_arguments, parse_address
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,14 +44,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--kafka-config", action="append", default=[], metavar="KEY=VALUE",
                    help="any librdkafka consumer setting, e.g. security.protocol=SASL_SSL or session.timeout.ms=6000 "
                         "(repeat)")
-    ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
-    ts.add_argument("--influxdb", default=None, metavar="URL", help="write alert events to this InfluxDB")
-    ts.add_argument("--influxdb-org", default="lifeline", help="organisation (default: %(default)s)")
-    ts.add_argument("--influxdb-bucket", default="lifeline", help="bucket (default: %(default)s)")
-    ts.add_argument("--influxdb-token-env", default="LIFELINE_INFLUXDB_TOKEN", metavar="VAR",
-                    help="environment variable holding the API token (default: %(default)s)")
-    ts.add_argument("--influxdb-spool", default="var/influxdb-spool", metavar="DIR",
-                    help="bounded on-disk buffer while the store is down (default: %(default)s)")
+    add_influxdb_arguments(p, readings=False)
     p.set_defaults(func=cmd_deliver)
 
 

@@ -65,22 +65,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="serve the operator console's API here (docs/console.md; accounts: lifeline console users)")
     p.add_argument("--metrics", default=None, metavar="HOST:PORT",
                    help="serve Prometheus /metrics here, e.g. 127.0.0.1:9464 (docs/metrics.md); default: off")
+    add_influxdb_arguments(p, readings=True)
+    p.add_argument("--max-bytes", type=int, default=Limits().max_bytes,
+                   help="largest accepted payload in bytes (default: %(default)s)")
+    p.set_defaults(func=cmd_run)
+
+
+def add_influxdb_arguments(p: argparse.ArgumentParser, *, readings: bool) -> None:
+    """The time-series store's options (``_influxdb`` reads them); ``readings``: also which readings to write."""
     ts = p.add_argument_group("time-series store (InfluxDB 2.x/3.x line protocol; docs/timeseries.md)")
     ts.add_argument("--influxdb", default=None, metavar="URL",
-                    help="write readings and alert events to this InfluxDB (http://host:8086); default: off")
+                    help=f"write {'readings and ' if readings else ''}alert events to this InfluxDB "
+                         "(http://host:8086); default: off")
     ts.add_argument("--influxdb-org", default="lifeline", help="organisation (default: %(default)s)")
     ts.add_argument("--influxdb-bucket", default="lifeline", help="bucket (3.x: database) (default: %(default)s)")
     ts.add_argument("--influxdb-token-env", default="LIFELINE_INFLUXDB_TOKEN", metavar="VAR",
                     help="environment variable holding the API token, never the command line (default: %(default)s)")
     ts.add_argument("--influxdb-spool", default="var/influxdb-spool", metavar="DIR",
                     help="bounded on-disk buffer while the store is down (default: %(default)s)")
-    ts.add_argument("--influxdb-alerts-only", action="store_true", help="write alert events only, not readings")
-    ts.add_argument("--influxdb-downsample", action="append", default=[], metavar="KEY=INTERVAL",
-                    help="write at most one reading per interval per sensor and metric: KEY is a domain, "
-                         "domain.metric or * (crowd=1m, elevator.speed_ms=30s); repeat; default: every reading")
-    p.add_argument("--max-bytes", type=int, default=Limits().max_bytes,
-                   help="largest accepted payload in bytes (default: %(default)s)")
-    p.set_defaults(func=cmd_run)
+    if readings:
+        ts.add_argument("--influxdb-alerts-only", action="store_true", help="write alert events only, not readings")
+        ts.add_argument("--influxdb-downsample", action="append", default=[], metavar="KEY=INTERVAL",
+                        help="write at most one reading per interval per sensor and metric: KEY is a domain, "
+                             "domain.metric or * (crowd=1m, elevator.speed_ms=30s); repeat; default: every reading")
 
 
 def _duration(flag: str, text: str | None) -> float | None:

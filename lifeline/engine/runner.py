@@ -454,14 +454,8 @@ class Runner:
         engine's clock releases what waited for it (a held "resolved", the end of flapping)."""
         if self.policy is None:
             return Decisions()
-        now = self.clock.now()
         self._refresh_silences()
-        out = self.policy.process(events, now)
-        if self.engine.watermark is not None:
-            later = self.policy.advance(self.engine.watermark, now)
-            out.notifications.extend(later.notifications)
-            out.marks.update(later.marks)
-        return out
+        return self.policy.decide(events, self.clock.now(), self.engine.watermark)
 
     def _refresh_silences(self) -> None:
         """Re-read the silences when one was added or ended (a cheap version check per batch)."""

@@ -219,12 +219,7 @@ class Deliverer:
         if version != self._silences_version:
             self.policy.set_silences(self.store.silences(include_expired=True))
             self._silences_version = version
-        out = self.policy.process(events, now)
-        if self.watermark is not None:
-            later = self.policy.advance(self.watermark, now)
-            out.notifications.extend(later.notifications)
-            out.marks.update(later.marks)
-        return out
+        return self.policy.decide(events, now, self.watermark)
 
     def _after(self, events: Sequence[AlertEvent]) -> None:
         if self.tsdb is not None and events:

@@ -14,7 +14,6 @@ delivery worker (docs/kafka.md, "Topics").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -25,8 +24,6 @@ TOPIC_HEADER = "mqtt_topic"
 REASON_HEADER = "reason"
 TICK_TOPIC = "lifeline/tick"
 WATERMARK_KEY = b"~watermark/"
-
-Headers = Sequence[tuple[str, bytes]]
 
 
 def header(headers: Any, name: str) -> bytes | None:

@@ -39,7 +39,15 @@ import orjson
 from lifeline.codec import Limits, decode
 from lifeline.engine import Engine
 from lifeline.kafka import checkpoint as ckpt
-from lifeline.kafka.records import TICK_TOPIC, TOPIC_HEADER, header, watermark_record
+from lifeline.kafka.records import (
+    REASON_HEADER,
+    TICK_TOPIC,
+    TOPIC_HEADER,
+    alert_value,
+    dead_value,
+    header,
+    watermark_record,
+)
 from lifeline.model import AlertEvent, DeadLetter
 from lifeline.registry import Registry
 from lifeline.rules.model import RuleSet
@@ -246,9 +254,9 @@ class Worker:
             return
         c["records"] += 1
         for e in applied.events:
-            self.alerts.send_soon(key=e.id.encode(), value=orjson.dumps(e.to_dict()))
+            self.alerts.send_soon(key=e.id.encode(), value=alert_value(e))
         for d in applied.dead:
-            self.dead.send_soon(key=None, value=orjson.dumps(d.to_dict()), headers={"reason": d.reason.encode()})
+            self.dead.send_soon(key=None, value=dead_value(d), headers={REASON_HEADER: d.reason.encode()})
         c["alerts"] += len(applied.events)
         c["dead"] += len(applied.dead)
 
